@@ -1,0 +1,1 @@
+//! Async adapter for smol (in progress).
