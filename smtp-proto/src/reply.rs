@@ -2,6 +2,11 @@
 
 use std::fmt;
 
+use nom::Parser;
+use nom::branch::alt;
+use nom::bytes::complete::{tag, take_while_m_n};
+use nom::combinator::{eof, map, value};
+
 /// A three-digit SMTP reply code, always in `200..=599` with a second digit in `0..=5` (RFC 5321 §4.2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReplyCode(u16);
@@ -127,4 +132,409 @@ pub struct Reply {
     pub(crate) enhanced: Option<EnhancedCode>,
     /// The text of every line after `NNN-`/`NNN `, joined with `\n` (lines never contain `\n` themselves).
     pub(crate) text: Vec<u8>,
+}
+
+impl Reply {
+    /// Builds a reply from its code and the text of each line (what follows `NNN-`/`NNN `), for tests and
+    /// synthetic replies.
+    ///
+    /// The enhanced status code is taken from the first line when it is present and its class matches the reply
+    /// code's first digit (RFC 2034 §4). An empty `lines` gives a reply with empty text, like a bare `250` line.
+    /// A line should not contain `\n`: the text uses it to separate lines, so an embedded `\n` starts a new line.
+    pub fn new(code: ReplyCode, lines: &[&[u8]]) -> Reply {
+        let len = lines.iter().map(|l| l.len() + 1).sum::<usize>();
+        let mut text = Vec::with_capacity(len.saturating_sub(1));
+        for (i, line) in lines.iter().enumerate() {
+            if i > 0 {
+                text.push(b'\n');
+            }
+            text.extend_from_slice(line);
+        }
+        Reply::from_parts(code, text)
+    }
+
+    /// Builds a reply from its code and its `\n`-joined text, finding the enhanced code in the first line.
+    pub(crate) fn from_parts(code: ReplyCode, text: Vec<u8>) -> Reply {
+        let enhanced = enhanced_for(code, &text);
+        Reply {
+            code,
+            enhanced,
+            text,
+        }
+    }
+
+    /// The reply code, shared by every line.
+    pub fn code(&self) -> ReplyCode {
+        self.code
+    }
+
+    /// The class given by the code's first digit.
+    pub fn class(&self) -> ReplyClass {
+        self.code.class()
+    }
+
+    /// The RFC 3463 enhanced status code at the start of the first line, if the server sent one whose class matches
+    /// the reply code (RFC 2034 §4).
+    pub fn enhanced(&self) -> Option<EnhancedCode> {
+        self.enhanced
+    }
+
+    /// The raw text of every line after `NNN-`/`NNN ` (enhanced codes included), joined with `\n`.
+    ///
+    /// Not sanitized: it may hold any byte but `\n` inside a line. Use [`Reply::message`] to show it to a person.
+    pub fn text(&self) -> &[u8] {
+        &self.text
+    }
+
+    /// The raw text of each line, in order. There is always at least one item: a reply that is only `250` yields
+    /// one empty line.
+    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        self.text.split(|&b| b == b'\n')
+    }
+
+    /// The text as one readable line, safe to print in a terminal or a log.
+    ///
+    /// Invalid UTF-8 becomes U+FFFD, as do control characters (a tab becomes a space). The enhanced code is kept
+    /// once: a later line that repeats the first line's code has it removed. Lines are trimmed of surrounding
+    /// spaces, empty lines are skipped and the rest are joined with a single space.
+    pub fn message(&self) -> String {
+        let mut out = String::with_capacity(self.text.len());
+        self.write_message(&mut out)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// Writes [`Reply::message`] to `out` without building an intermediate string.
+    fn write_message<W: fmt::Write>(&self, out: &mut W) -> fmt::Result {
+        let mut first = true;
+        for (i, line) in self.lines().enumerate() {
+            let mut line = line;
+            if i > 0
+                && let Some(expected) = self.enhanced
+                && let Some((code, len)) = parse_enhanced_code(line)
+                && code == expected
+            {
+                line = &line[len..];
+            }
+            let line = line.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            if !first {
+                out.write_char(' ')?;
+            }
+            first = false;
+            write_sanitized(out, line)?;
+        }
+        Ok(())
+    }
+
+    /// `2yz`: the command succeeded.
+    pub fn is_positive_completion(&self) -> bool {
+        self.code.is_positive_completion()
+    }
+
+    /// `3yz`: the server waits for more (354 after DATA, 334 during AUTH).
+    pub fn is_positive_intermediate(&self) -> bool {
+        self.code.is_positive_intermediate()
+    }
+
+    /// `4yz`: a transient failure; the same command may succeed later.
+    pub fn is_transient(&self) -> bool {
+        self.code.is_transient()
+    }
+
+    /// `5yz`: a permanent failure; repeating the command unchanged will fail again.
+    pub fn is_permanent(&self) -> bool {
+        self.code.is_permanent()
+    }
+}
+
+/// `550 5.1.1 text of all lines`, on one line, sanitized as by [`Reply::message`].
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code)?;
+        if self.lines().any(|l| !l.trim_ascii().is_empty()) {
+            f.write_str(" ")?;
+            self.write_message(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// `Reply(550 5.1.1 text of all lines)`.
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Reply({self})")
+    }
+}
+
+/// The enhanced code of the first line of `text`, if its class matches the reply code (RFC 2034 §4).
+fn enhanced_for(code: ReplyCode, text: &[u8]) -> Option<EnhancedCode> {
+    // The longest enhanced code is `5.999.999 `: 10 bytes; look no further than the first line.
+    let head = &text[..text.len().min(10)];
+    let head = match memchr::memchr(b'\n', head) {
+        Some(end) => &head[..end],
+        None => head,
+    };
+    let (enhanced, _) = parse_enhanced_code(head)?;
+    (u16::from(enhanced.class) == code.get() / 100).then_some(enhanced)
+}
+
+/// Parses an RFC 3463 enhanced status code at the start of `text`: `class "." subject "." detail` with class 2, 4
+/// or 5 and one to three digits in each other part, followed by a space or the end of `text`.
+///
+/// Returns the code and the number of bytes it takes, including the space after it. `5.1.1.1` and `5.1.1234` are
+/// not codes.
+pub(crate) fn parse_enhanced_code(text: &[u8]) -> Option<(EnhancedCode, usize)> {
+    fn number(input: &[u8]) -> nom::IResult<&[u8], u16> {
+        map(
+            take_while_m_n(1, 3, |b: u8| b.is_ascii_digit()),
+            |digits: &[u8]| {
+                digits
+                    .iter()
+                    .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'))
+            },
+        )
+        .parse(input)
+    }
+    let class = map(
+        take_while_m_n(1, 1, |b: u8| matches!(b, b'2' | b'4' | b'5')),
+        |d: &[u8]| d[0] - b'0',
+    );
+    let end = alt((value(1usize, tag(&b" "[..])), value(0usize, eof)));
+    let mut parser = (class, tag(&b"."[..]), number, tag(&b"."[..]), number, end);
+    let (rest, (class, _, subject, _, detail, _)) = parser.parse(text).ok()?;
+    Some((
+        EnhancedCode {
+            class,
+            subject,
+            detail,
+        },
+        text.len() - rest.len(),
+    ))
+}
+
+/// Writes `bytes` as text safe for a terminal: invalid UTF-8 and control characters (C0, DEL, C1) and Unicode
+/// bidirectional overrides become U+FFFD; a tab becomes a space.
+pub(crate) fn write_sanitized<W: fmt::Write>(out: &mut W, bytes: &[u8]) -> fmt::Result {
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        if valid.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            out.write_str(valid)?;
+        } else {
+            for c in valid.chars() {
+                out.write_char(sanitize_char(c))?;
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            out.write_char(char::REPLACEMENT_CHARACTER)?;
+        }
+    }
+    Ok(())
+}
+
+/// The character to show for `c` in a terminal.
+fn sanitize_char(c: char) -> char {
+    match c {
+        '\t' => ' ',
+        // Bidirectional embeddings, overrides and isolates can reorder what a terminal shows.
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => char::REPLACEMENT_CHARACTER,
+        c if c.is_control() => char::REPLACEMENT_CHARACTER,
+        c => c,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(n: u16) -> ReplyCode {
+        ReplyCode::new(n).unwrap()
+    }
+
+    fn esc(class: u8, subject: u16, detail: u16) -> EnhancedCode {
+        EnhancedCode {
+            class,
+            subject,
+            detail,
+        }
+    }
+
+    #[test]
+    fn enhanced_code_grammar() {
+        type Case = (&'static [u8], Option<(EnhancedCode, usize)>);
+        let cases: &[Case] = &[
+            (b"5.1.1 User unknown", Some((esc(5, 1, 1), 6))),
+            (b"5.1.1", Some((esc(5, 1, 1), 5))),
+            (b"2.0.0 OK", Some((esc(2, 0, 0), 6))),
+            (b"4.7.26 try later", Some((esc(4, 7, 26), 7))),
+            (b"5.123.456 x", Some((esc(5, 123, 456), 10))),
+            (b"5.999.999", Some((esc(5, 999, 999), 9))),
+            (b"5.01.001 x", Some((esc(5, 1, 1), 9))),
+            (b"5.1.1  two spaces", Some((esc(5, 1, 1), 6))),
+            (b"5.1.1.1 x", None),
+            (b"5.1.1234 x", None),
+            (b"5.1234.1 x", None),
+            (b"5.1.1x", None),
+            (b"5.1.1\tx", None),
+            (b"5.1.1\n", None),
+            (b"3.1.1 x", None),
+            (b"1.1.1 x", None),
+            (b"6.1.1 x", None),
+            (b"55.1.1 x", None),
+            (b"5..1 x", None),
+            (b"5.1. x", None),
+            (b"5.1 x", None),
+            (b"5 x", None),
+            (b" 5.1.1 x", None),
+            (b"", None),
+            (b"OK", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                parse_enhanced_code(text),
+                *expected,
+                "{:?}",
+                text.escape_ascii().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn new_joins_lines_and_finds_the_enhanced_code() {
+        let reply = Reply::new(code(550), &[b"5.1.1 No such user", b"5.1.1 here"]);
+        assert_eq!(reply.code(), code(550));
+        assert_eq!(reply.class(), ReplyClass::PermanentNegative);
+        assert_eq!(reply.enhanced(), Some(esc(5, 1, 1)));
+        assert_eq!(reply.text(), b"5.1.1 No such user\n5.1.1 here");
+        assert_eq!(
+            reply.lines().collect::<Vec<_>>(),
+            [&b"5.1.1 No such user"[..], b"5.1.1 here"]
+        );
+    }
+
+    #[test]
+    fn enhanced_code_only_from_the_first_line_and_matching_class() {
+        type Case = (u16, &'static [&'static [u8]], Option<EnhancedCode>);
+        let cases: &[Case] = &[
+            (250, &[b"2.1.5 Ok"], Some(esc(2, 1, 5))),
+            (250, &[b"2.1.5"], Some(esc(2, 1, 5))),
+            (250, &[b"2.1.5", b"more"], Some(esc(2, 1, 5))),
+            (250, &[b"Ok"], None),
+            (250, &[b""], None),
+            (250, &[], None),
+            (250, &[b"5.1.1 mismatched class"], None),
+            (550, &[b"2.0.0 mismatched class"], None),
+            (450, &[b"4.2.0 busy"], Some(esc(4, 2, 0))),
+            (354, &[b"3.0.0 no class 3 in RFC 3463"], None),
+            (550, &[b"5.1.1.1 too many parts"], None),
+            (550, &[b"no code", b"5.1.1 on the second line"], None),
+            (550, &[b"5.7.1234 detail too long"], None),
+        ];
+        for (n, lines, expected) in cases {
+            let reply = Reply::new(code(*n), lines);
+            assert_eq!(reply.enhanced(), *expected, "{reply:?}");
+        }
+    }
+
+    #[test]
+    fn lines_of_an_empty_reply() {
+        let reply = Reply::new(code(250), &[]);
+        assert_eq!(reply.text(), b"");
+        assert_eq!(reply.lines().collect::<Vec<_>>(), [&b""[..]]);
+        let reply = Reply::new(code(250), &[b"", b"x", b""]);
+        assert_eq!(reply.lines().collect::<Vec<_>>(), [&b""[..], b"x", b""]);
+    }
+
+    #[test]
+    fn message_strips_repeated_enhanced_codes() {
+        let reply = Reply::new(
+            code(550),
+            &[
+                b"5.7.26 This mail has been blocked.",
+                b"5.7.26 ",
+                b"5.7.26  Authentication results:",
+                b"5.7.26  DKIM = did not pass",
+                b"5.7.1 a different code stays",
+                b"5.7.26",
+            ],
+        );
+        assert_eq!(
+            reply.message(),
+            "5.7.26 This mail has been blocked. Authentication results: DKIM = did not pass \
+             5.7.1 a different code stays"
+        );
+        assert_eq!(
+            reply.to_string(),
+            "550 5.7.26 This mail has been blocked. Authentication results: DKIM = did not pass \
+             5.7.1 a different code stays"
+        );
+    }
+
+    #[test]
+    fn message_without_enhanced_codes_keeps_code_like_text() {
+        // The first line's code does not match the reply class, so nothing is stripped.
+        let reply = Reply::new(code(250), &[b"5.1.1 odd", b"5.1.1 odd again"]);
+        assert_eq!(reply.message(), "5.1.1 odd 5.1.1 odd again");
+        let reply = Reply::new(code(250), &[b"mx.example.com", b"PIPELINING", b"SIZE 100"]);
+        assert_eq!(reply.message(), "mx.example.com PIPELINING SIZE 100");
+    }
+
+    #[test]
+    fn message_is_terminal_safe() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"plain ascii", "plain ascii"),
+            (b"caf\xc3\xa9 ok", "café ok"),
+            (b"bad \xff\xfe utf8", "bad \u{fffd}\u{fffd} utf8"),
+            (b"trunc \xe2\x82", "trunc \u{fffd}"),
+            (b"\x1b[31mred\x1b[0m", "\u{fffd}[31mred\u{fffd}[0m"),
+            (b"csi \xc2\x9b2J", "csi \u{fffd}2J"),
+            (b"nul\x00cr\rdel\x7f", "nul\u{fffd}cr\u{fffd}del\u{fffd}"),
+            (b"tab\there", "tab here"),
+            (b"bidi \xe2\x80\xae evil", "bidi \u{fffd} evil"),
+        ];
+        for (text, expected) in cases {
+            let reply = Reply::new(code(250), &[text]);
+            assert_eq!(reply.message(), *expected);
+            assert!(!reply.to_string().chars().any(char::is_control));
+        }
+    }
+
+    #[test]
+    fn display_and_debug() {
+        let reply = Reply::new(code(550), &[b"5.1.1 <bob@example.com>: user unknown"]);
+        assert_eq!(
+            reply.to_string(),
+            "550 5.1.1 <bob@example.com>: user unknown"
+        );
+        assert_eq!(
+            format!("{reply:?}"),
+            "Reply(550 5.1.1 <bob@example.com>: user unknown)"
+        );
+        assert_eq!(Reply::new(code(250), &[]).to_string(), "250");
+        assert_eq!(Reply::new(code(250), &[b"  "]).to_string(), "250");
+        assert_eq!(format!("{:?}", Reply::new(code(221), &[])), "Reply(221)");
+        assert_eq!(
+            Reply::new(code(250), &[b"", b"second"]).to_string(),
+            "250 second"
+        );
+    }
+
+    #[test]
+    fn class_predicates_delegate_to_the_code() {
+        let cases = [
+            (220, true, false, false, false),
+            (334, false, true, false, false),
+            (421, false, false, true, false),
+            (554, false, false, false, true),
+        ];
+        for (n, completion, intermediate, transient, permanent) in cases {
+            let reply = Reply::new(code(n), &[b"x"]);
+            assert_eq!(reply.is_positive_completion(), completion, "{n}");
+            assert_eq!(reply.is_positive_intermediate(), intermediate, "{n}");
+            assert_eq!(reply.is_transient(), transient, "{n}");
+            assert_eq!(reply.is_permanent(), permanent, "{n}");
+        }
+    }
 }

@@ -1,0 +1,1167 @@
+//! The state machine: the only place where session state changes.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+
+use crate::auth::{self, Exchange};
+use crate::body::DotStuffer;
+use crate::capability::{Capabilities, Extension};
+use crate::command::Command;
+use crate::config::{Config, Protocol, TlsPolicy};
+use crate::diagnose::{self, Mismatch, PeerSpeaks};
+use crate::envelope::Envelope;
+use crate::error::{Error, ErrorKind, Stage, UsageError};
+use crate::event::{
+    Direction, Event, Outcome, RecipientReport, TransactionId, TransactionReport, TranscriptEntry,
+};
+use crate::framer::ReplyFramer;
+use crate::path::{BodyType, MailParameters, ReversePath};
+use crate::reply::{Reply, ReplyCode};
+
+/// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets; RFC 4954 §4: an AUTH initial response that would
+/// exceed it is sent after an empty `334` instead.
+const MAX_COMMAND_LINE: usize = 512;
+
+/// What a reply in flight answers, in the order the commands were sent (RFC 2920 §3.1: replies come in order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    Greeting,
+    Hello(Hello),
+    StartTls,
+    Auth,
+    Mail,
+    Rcpt(usize),
+    Data,
+    Bdat,
+    /// The lone dot that ends a DATA the server should have refused (RFC 2920 §3.1).
+    DataDiscard,
+    /// The end of the data (dot or `BDAT ... LAST`): one reply, or one per accepted recipient in LMTP.
+    Final,
+    Rset,
+    Noop,
+    Quit,
+}
+
+impl Pending {
+    fn stage(self) -> Stage {
+        match self {
+            Self::Greeting => Stage::Greeting,
+            Self::Hello(_) => Stage::Ehlo,
+            Self::StartTls => Stage::StartTls,
+            Self::Auth => Stage::Auth,
+            Self::Mail => Stage::Mail,
+            Self::Rcpt(_) => Stage::Rcpt,
+            Self::Data => Stage::DataInit,
+            Self::Bdat => Stage::DataBlock,
+            Self::DataDiscard | Self::Final => Stage::DataTermination,
+            Self::Rset => Stage::Rset,
+            Self::Noop => Stage::Noop,
+            Self::Quit => Stage::Quit,
+        }
+    }
+
+    fn in_transaction(self) -> bool {
+        matches!(
+            self,
+            Self::Mail | Self::Rcpt(_) | Self::Data | Self::Bdat | Self::DataDiscard | Self::Final
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hello {
+    Ehlo,
+    Helo,
+    Lhlo,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the adapter's TLS handshake (`implicit`: at the start of the connection).
+    Handshake { implicit: bool },
+    /// Greeting, EHLO, STARTTLS and AUTH: one command at a time.
+    Opening,
+    /// `Ready` was emitted: transactions, NOOP and QUIT are allowed.
+    Ready,
+    /// QUIT was sent (or the session is ending politely after a refused greeting).
+    Quitting,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyMode {
+    Data,
+    Bdat { binary: bool },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyState {
+    /// DATA mode, waiting for `354`.
+    Waiting,
+    /// The application may write.
+    Open,
+    /// `finish_body` was called.
+    Finished,
+}
+
+/// Bytes to write and replies awaited, kept apart from the rest so commands can borrow the config while encoding.
+#[derive(Debug)]
+struct Wire {
+    out: Vec<u8>,
+    pending: VecDeque<Pending>,
+    transcript: Option<VecDeque<TranscriptEntry>>,
+    /// The last moment of progress: a reply processed, bytes handed out, or a hand-off completed. The deadline of the
+    /// stage in progress counts from here.
+    anchor: Instant,
+}
+
+impl Wire {
+    fn send(&mut self, command: Command<'_>, pending: Option<Pending>) {
+        let start = self.out.len();
+        command.encode(&mut self.out);
+        if let Some(p) = pending {
+            self.pending.push_back(p);
+        }
+        if let Some(t) = &mut self.transcript {
+            let text = if command.is_secret() {
+                match command {
+                    Command::Auth { mechanism, .. } => auth::redact_command(format!("AUTH {mechanism} x").as_bytes()),
+                    _ => "<redacted>".to_owned(),
+                }
+            } else {
+                printable(&self.out[start..])
+            };
+            t.push_back(TranscriptEntry {
+                at: self.anchor,
+                direction: Direction::Client,
+                text,
+            });
+        }
+    }
+
+    fn note(&mut self, direction: Direction, at: Instant, text: impl FnOnce() -> String) {
+        if let Some(t) = &mut self.transcript {
+            t.push_back(TranscriptEntry {
+                at,
+                direction,
+                text: text(),
+            });
+        }
+    }
+}
+
+fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).chars().filter(|c| !c.is_control()).collect()
+}
+
+#[derive(Debug)]
+struct Transaction {
+    id: TransactionId,
+    envelope: Envelope,
+    params: MailParameters,
+    mode: BodyMode,
+    mail_reply: Option<Reply>,
+    rcpt_replies: Vec<Option<Reply>>,
+    /// Per-recipient verdicts after the data (LMTP), indexed like the envelope.
+    lmtp_replies: Vec<Option<Reply>>,
+    final_reply: Option<Reply>,
+    mail_sent: bool,
+    rcpts_sent: usize,
+    rcpts_answered: usize,
+    accepted: usize,
+    data_sent: bool,
+    body: BodyState,
+    stuffer: DotStuffer,
+    /// BDAT staging: body bytes not yet framed into a chunk.
+    chunk: Vec<u8>,
+    body_bytes: u64,
+    end_sent: bool,
+    failure: Option<(Stage, Option<Reply>)>,
+    /// Replies still owed to this transaction.
+    in_flight: usize,
+    finals_received: usize,
+}
+
+impl Transaction {
+    fn accepted_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.rcpt_replies
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.as_ref().is_some_and(|r| r.code().is_positive_completion()))
+            .map(|(i, _)| i)
+    }
+
+    fn body_open(&self) -> bool {
+        self.failure.is_none() && self.body == BodyState::Open
+    }
+
+    fn fail(&mut self, stage: Stage, reply: Option<Reply>) {
+        if self.failure.is_none() {
+            self.failure = Some((stage, reply));
+        }
+    }
+
+    /// Builds the report. `interrupted` is the session error when the transaction did not reach its end.
+    fn into_report(self, lmtp: bool, interrupted: Option<Error>) -> TransactionReport {
+        let n = self.envelope.recipients.len();
+        let final_positive = self.final_reply.as_ref().map(|r| r.code().is_positive_completion());
+        let mut recipients = Vec::with_capacity(n);
+        for (i, rcpt) in self.envelope.recipients.into_iter().enumerate() {
+            let rcpt_reply = self.rcpt_replies[i].clone();
+            let rcpt_ok = rcpt_reply.as_ref().is_some_and(|r| r.code().is_positive_completion());
+            let data_reply = if !rcpt_ok {
+                None
+            } else if lmtp {
+                self.lmtp_replies[i].clone()
+            } else {
+                self.final_reply.clone()
+            };
+            let accepted = rcpt_ok && data_reply.as_ref().is_some_and(|r| r.code().is_positive_completion());
+            recipients.push(RecipientReport {
+                address: rcpt.address,
+                rcpt_reply,
+                data_reply,
+                accepted,
+            });
+        }
+        let accepted = recipients.iter().filter(|r| r.accepted).count();
+        let verdict_known = if lmtp {
+            self.finals_received > 0 && self.failure.is_none()
+        } else {
+            final_positive.is_some()
+        };
+        let mut failure = self.failure;
+        let outcome = if verdict_known {
+            if final_positive == Some(false) {
+                failure.get_or_insert((Stage::DataTermination, self.final_reply.clone()));
+            }
+            if accepted == n {
+                Outcome::Accepted
+            } else if accepted > 0 {
+                Outcome::PartiallyAccepted
+            } else {
+                Outcome::Rejected
+            }
+        } else if failure.is_some() {
+            Outcome::Rejected
+        } else if self.end_sent {
+            Outcome::Unknown
+        } else {
+            Outcome::NotSent
+        };
+        TransactionReport {
+            id: self.id,
+            outcome,
+            mail_reply: self.mail_reply,
+            recipients,
+            final_reply: self.final_reply,
+            failure,
+            error: if matches!(outcome, Outcome::Unknown | Outcome::NotSent) {
+                interrupted
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// A sans-IO SMTP/LMTP client session.
+///
+/// The machine never touches a socket, a clock or a TLS library. The application (an adapter) moves bytes and
+/// time in and out of it:
+///
+/// * **Inputs** never fail; a fatal problem closes the machine and is reported once as [`Event::Closed`]:
+///   [`receive`](Self::receive) (bytes read from the server), [`receive_eof`](Self::receive_eof),
+///   [`handle_timeout`](Self::handle_timeout), [`tls_established`](Self::tls_established) /
+///   [`tls_failed`](Self::tls_failed).
+/// * **Commands** from the application: [`send_mail`](Self::send_mail), [`write_body`](Self::write_body),
+///   [`finish_body`](Self::finish_body), [`noop`](Self::noop), [`quit`](Self::quit). A [`UsageError`] leaves the
+///   machine unchanged.
+/// * **Outputs**, drained after every input or command, in this order:
+///   1. [`poll_transmit`](Self::poll_transmit) until `None`, writing each chunk fully to the connection;
+///   2. [`poll_event`](Self::poll_event) until `None` (handling an event may issue commands: go back to 1);
+///   3. [`poll_timeout`](Self::poll_timeout): wait for input until that instant; when it passes, call
+///      [`handle_timeout`](Self::handle_timeout).
+///
+/// On [`Event::StartTls`] do the TLS handshake on the same connection, then call
+/// [`tls_established`](Self::tls_established); bytes read in plaintext before that must not be passed on (they are an
+/// injection attempt and [`receive`](Self::receive) treats them as such). After [`Event::Closed`], close the
+/// connection: nothing more is transmitted.
+///
+/// Every stage arms its own deadline from the `now` passed in (see [`crate::Timeouts`]); only complete replies
+/// count as progress, so a server cannot stretch a stage by dribbling bytes.
+///
+/// See the crate documentation for a complete drive loop.
+#[derive(Debug)]
+pub struct Client {
+    config: Config,
+    phase: Phase,
+    framer: ReplyFramer,
+    wire: Wire,
+    events: VecDeque<Event>,
+    capabilities: Option<Capabilities>,
+    tls_active: bool,
+    starttls_attempted: bool,
+    authenticated: bool,
+    auth: Option<(Exchange, bool, u8)>,
+    tx: Option<Transaction>,
+    next_tx: u64,
+    quit_requested: bool,
+    quit_sent: bool,
+    /// The error to report once a polite QUIT after a refused greeting completes.
+    closing_error: Option<Error>,
+    overall_deadline: Option<Instant>,
+    /// The first bytes of the greeting, kept until they can be classified.
+    greeting_probe: Vec<u8>,
+}
+
+impl Client {
+    /// Creates a session on a freshly opened connection, arming the first deadline (greeting, or the TLS
+    /// handshake with [`TlsPolicy::Implicit`], in which case [`Event::StartTls`] is the first event).
+    pub fn new(config: Config, now: Instant) -> Self {
+        let implicit = config.tls == TlsPolicy::Implicit;
+        let mut client = Self {
+            phase: if implicit {
+                Phase::Handshake { implicit: true }
+            } else {
+                Phase::Opening
+            },
+            framer: ReplyFramer::new(config.reply_limits),
+            wire: Wire {
+                out: Vec::new(),
+                pending: VecDeque::new(),
+                transcript: config.transcript.then(VecDeque::new),
+                anchor: now,
+            },
+            events: VecDeque::new(),
+            capabilities: None,
+            tls_active: false,
+            starttls_attempted: false,
+            authenticated: false,
+            auth: None,
+            tx: None,
+            next_tx: 1,
+            quit_requested: false,
+            quit_sent: false,
+            closing_error: None,
+            overall_deadline: config.timeouts.overall.map(|d| now + d),
+            greeting_probe: Vec::new(),
+            config,
+        };
+        if implicit {
+            client.events.push_back(Event::StartTls);
+        } else {
+            client.wire.pending.push_back(Pending::Greeting);
+        }
+        client
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The server's capabilities from the last EHLO/LHLO (`None` before it, and right after a TLS switch).
+    pub fn capabilities(&self) -> Option<&Capabilities> {
+        self.capabilities.as_ref()
+    }
+
+    /// Whether the connection is encrypted (as reported by the adapter).
+    pub fn is_tls(&self) -> bool {
+        self.tls_active
+    }
+
+    /// Whether AUTH succeeded.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    /// True when a new transaction can start right now: ready, no transaction, nothing outstanding.
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::Ready && self.tx.is_none() && self.wire.pending.is_empty() && !self.quit_requested
+    }
+
+    /// True once [`Event::Closed`] has been queued.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// True when the machine is inside a transaction whose terminator was sent and whose verdict has not arrived.
+    pub fn awaiting_verdict(&self) -> bool {
+        self.tx.as_ref().is_some_and(|t| t.end_sent)
+    }
+
+    // ----- inputs -----
+
+    /// Feeds bytes read from the server. Never fails: a problem closes the machine with [`Event::Closed`].
+    pub fn receive(&mut self, now: Instant, mut bytes: &[u8]) {
+        if bytes.is_empty() || self.phase == Phase::Closed {
+            return;
+        }
+        match self.phase {
+            Phase::Handshake { implicit: false } => {
+                return self.close(Some(Error::new(ErrorKind::ResponseInjection, Stage::TlsHandshake, None)));
+            }
+            Phase::Handshake { implicit: true } => return self.tls_failed(now, bytes, "plaintext bytes before TLS"),
+            _ => {}
+        }
+        if self.wire.pending.front() == Some(&Pending::Greeting) && self.greeting_probe.len() < 4 {
+            let take = bytes.len().min(4 - self.greeting_probe.len());
+            self.greeting_probe.extend_from_slice(&bytes[..take]);
+            if diagnose::classify(&self.greeting_probe) == PeerSpeaks::TlsRecord {
+                let kind = ErrorKind::ModeMismatch(Mismatch::ServerSpeaksTls);
+                return self.close(Some(Error::new(kind, Stage::Greeting, None)));
+            }
+        }
+        while !bytes.is_empty() && self.phase != Phase::Closed {
+            match self.framer.push(&mut bytes) {
+                Err(e) => {
+                    let stage = self.stage();
+                    return self.close(Some(Error::new(ErrorKind::Reply(e), stage, None)));
+                }
+                Ok(None) => break,
+                Ok(Some(reply)) => self.on_reply(now, reply),
+            }
+            if self.phase == (Phase::Handshake { implicit: false }) && (!bytes.is_empty() || !self.framer.is_empty())
+            {
+                // RFC 3207 §4.2 / CVE-2011-0411: nothing may follow the 220 in plaintext.
+                return self.close(Some(Error::new(ErrorKind::ResponseInjection, Stage::StartTls, None)));
+            }
+        }
+    }
+
+    /// The server closed its side of the connection.
+    pub fn receive_eof(&mut self, _now: Instant) {
+        match self.phase {
+            Phase::Closed => {}
+            Phase::Quitting => {
+                let e = self.closing_error.take();
+                self.close(e)
+            }
+            _ => {
+                let stage = self.stage();
+                self.close(Some(Error::new(ErrorKind::ConnectionClosed, stage, None)))
+            }
+        }
+    }
+
+    /// Tells the machine that time has passed. Early or repeated calls are harmless no-ops.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(deadline) = self.poll_timeout() else { return };
+        if now < deadline {
+            return;
+        }
+        if self.phase == Phase::Quitting {
+            let e = self.closing_error.take();
+            return self.close(e);
+        }
+        let stage = self.stage();
+        let kind = match (stage, self.config.port) {
+            (Stage::Greeting, Some(port))
+                if self.config.tls != TlsPolicy::Implicit && diagnose::is_implicit_tls_port(port) =>
+            {
+                ErrorKind::ModeMismatch(Mismatch::ImplicitTlsExpected { port })
+            }
+            _ => ErrorKind::Timeout,
+        };
+        self.close(Some(Error::new(kind, stage, None)));
+    }
+
+    /// The TLS handshake requested by [`Event::StartTls`] succeeded. The capabilities learnt before are forgotten
+    /// and EHLO is sent again (RFC 3207 §4.2); with implicit TLS the greeting is awaited next.
+    pub fn tls_established(&mut self, now: Instant) -> Result<(), UsageError> {
+        let Phase::Handshake { implicit } = self.phase else {
+            return Err(UsageError::TlsNotExpected);
+        };
+        self.tls_active = true;
+        self.capabilities = None;
+        self.phase = Phase::Opening;
+        self.wire.anchor = now;
+        self.wire.note(Direction::Client, now, || "[TLS established]".to_owned());
+        if implicit {
+            self.wire.pending.push_back(Pending::Greeting);
+        } else {
+            self.send_hello();
+        }
+        Ok(())
+    }
+
+    /// The TLS handshake failed. `observed` is what the adapter read from the server during it (may be empty): when
+    /// it is a plaintext SMTP reply, the error says the server wants STARTTLS rather than implicit TLS.
+    pub fn tls_failed(&mut self, _now: Instant, observed: &[u8], details: &str) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let kind = if diagnose::classify(observed) == PeerSpeaks::SmtpReply {
+            ErrorKind::ModeMismatch(Mismatch::ServerSpeaksPlaintext {
+                observed: diagnose::excerpt(observed),
+            })
+        } else {
+            ErrorKind::Tls {
+                details: details.to_owned(),
+            }
+        };
+        self.close(Some(Error::new(kind, Stage::TlsHandshake, None)));
+    }
+
+    // ----- commands -----
+
+    /// Starts a transaction: MAIL FROM, one RCPT per recipient and, as the server allows, DATA or BDAT, pipelined
+    /// in one write when PIPELINING is offered (RFC 2920). Then wait for [`Event::ReadyForBody`] and stream the body.
+    pub fn send_mail(&mut self, envelope: Envelope) -> Result<TransactionId, UsageError> {
+        match self.phase {
+            Phase::Ready if !self.quit_requested => {}
+            Phase::Closed | Phase::Quitting | Phase::Ready => return Err(UsageError::Closed),
+            _ => return Err(UsageError::NotReady),
+        }
+        if self.tx.is_some() {
+            return Err(UsageError::TransactionInProgress);
+        }
+        if envelope.recipients.is_empty() {
+            return Err(UsageError::NoRecipients);
+        }
+        let caps = self.capabilities.as_ref().expect("Ready implies capabilities");
+        let mut params = envelope.params.clone();
+        if let Some(address) = non_ascii_address(&envelope) {
+            if !caps.supports(Extension::SmtpUtf8) {
+                return Err(UsageError::Smtputf8Unsupported { address });
+            }
+            params.smtputf8 = true;
+        } else if params.smtputf8 && !caps.supports(Extension::SmtpUtf8) {
+            params.smtputf8 = false;
+        }
+        params.size = None;
+        if let Some(size) = envelope.size {
+            if let Some(limit) = caps.size().filter(|&limit| size > limit) {
+                return Err(UsageError::MessageTooLarge { size, limit });
+            }
+            if caps.supports(Extension::Size) {
+                params.size = Some(size);
+            }
+        }
+        let chunking = self.config.chunking && caps.supports(Extension::Chunking);
+        match params.body {
+            Some(BodyType::EightBitMime) if !caps.supports(Extension::EightBitMime) => {
+                return Err(UsageError::EightBitMimeUnsupported);
+            }
+            Some(BodyType::BinaryMime) if !(chunking && caps.supports(Extension::BinaryMime)) => {
+                return Err(UsageError::BinaryMimeUnsupported);
+            }
+            _ => {}
+        }
+        if params.require_tls && !(self.tls_active && caps.supports(Extension::RequireTls)) {
+            return Err(UsageError::RequireTlsUnavailable);
+        }
+        let wants_dsn = params.ret.is_some()
+            || params.envid.is_some()
+            || envelope.recipients.iter().any(|r| r.params.notify.is_some() || r.params.orcpt.is_some());
+        if wants_dsn && !caps.supports(Extension::Dsn) {
+            return Err(UsageError::DsnUnsupported);
+        }
+        if !caps.supports(Extension::MtPriority) {
+            params.mt_priority = None;
+        }
+        let mode = if chunking {
+            BodyMode::Bdat {
+                binary: params.body == Some(BodyType::BinaryMime),
+            }
+        } else {
+            BodyMode::Data
+        };
+        let id = TransactionId(self.next_tx);
+        self.next_tx += 1;
+        let n = envelope.recipients.len();
+        let binary = mode == BodyMode::Bdat { binary: true };
+        self.tx = Some(Transaction {
+            id,
+            envelope,
+            params,
+            mode,
+            mail_reply: None,
+            rcpt_replies: vec![None; n],
+            lmtp_replies: vec![None; n],
+            final_reply: None,
+            mail_sent: false,
+            rcpts_sent: 0,
+            rcpts_answered: 0,
+            accepted: 0,
+            data_sent: false,
+            body: if matches!(mode, BodyMode::Bdat { .. }) {
+                BodyState::Open
+            } else {
+                BodyState::Waiting
+            },
+            stuffer: if matches!(mode, BodyMode::Data) {
+                DotStuffer::new()
+            } else {
+                DotStuffer::normalizing_only()
+            },
+            chunk: Vec::new(),
+            body_bytes: 0,
+            end_sent: false,
+            failure: None,
+            in_flight: 0,
+            finals_received: 0,
+        });
+        if let Some(tx) = &mut self.tx {
+            if binary {
+                // BINARYMIME bodies go out untouched: no line-ending normalization.
+                tx.stuffer = DotStuffer::normalizing_only();
+            }
+        }
+        self.advance_tx();
+        if matches!(mode, BodyMode::Bdat { .. }) {
+            self.events.push_back(Event::ReadyForBody { id });
+        }
+        Ok(id)
+    }
+
+    /// Offers body bytes; returns how many were taken (a prefix: `Ok(0)` means "drain `poll_transmit` and input
+    /// first"). The body is never held whole: at most [`Config::max_buffered_body`] bytes wait in the machine.
+    /// DATA bodies are dot-stuffed and bare CR/LF become CRLF; BDAT text bodies are only normalized; BINARYMIME bodies
+    /// go out as given.
+    pub fn write_body(&mut self, chunk: &[u8]) -> Result<usize, UsageError> {
+        if self.phase == Phase::Closed {
+            return Err(UsageError::Closed);
+        }
+        let max = self.config.max_buffered_body;
+        let out_len = self.wire.out.len();
+        let Some(tx) = self.tx.as_mut() else {
+            return Err(UsageError::NoBodyExpected);
+        };
+        if tx.failure.is_some() || tx.body == BodyState::Finished {
+            return Err(UsageError::NoBodyExpected);
+        }
+        if tx.body == BodyState::Waiting {
+            return Ok(0);
+        }
+        let room = max.saturating_sub(out_len + tx.chunk.len());
+        let n = chunk.len().min(room);
+        if n == 0 {
+            return Ok(0);
+        }
+        let taken = &chunk[..n];
+        match tx.mode {
+            BodyMode::Data => tx.stuffer.push(taken, &mut self.wire.out),
+            BodyMode::Bdat { binary: true } => tx.chunk.extend_from_slice(taken),
+            BodyMode::Bdat { binary: false } => tx.stuffer.push(taken, &mut tx.chunk),
+        }
+        tx.body_bytes += n as u64;
+        Ok(n)
+    }
+
+    /// Ends the body: the final dot (DATA) or `BDAT <n> LAST`. The verdict arrives as
+    /// [`Event::TransactionComplete`].
+    pub fn finish_body(&mut self) -> Result<(), UsageError> {
+        if self.phase == Phase::Closed {
+            return Err(UsageError::Closed);
+        }
+        let Some(tx) = self.tx.as_mut() else {
+            return Err(UsageError::NoBodyExpected);
+        };
+        if tx.failure.is_some() || tx.body != BodyState::Open {
+            return Err(UsageError::NoBodyExpected);
+        }
+        tx.body = BodyState::Finished;
+        match tx.mode {
+            BodyMode::Data => {
+                tx.stuffer.finish(&mut self.wire.out);
+                tx.end_sent = true;
+                tx.in_flight += 1;
+                self.wire.pending.push_back(Pending::Final);
+                let bytes = tx.body_bytes;
+                let at = self.wire.anchor;
+                self.wire.note(Direction::Client, at, || format!("[message body: {bytes} bytes]"));
+                self.wire.note(Direction::Client, at, || ".".to_owned());
+            }
+            BodyMode::Bdat { binary } => {
+                if !binary {
+                    tx.stuffer.finish(&mut tx.chunk);
+                }
+                self.advance_tx();
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends NOOP, e.g. to check a pooled connection before reuse; the reply arrives as [`Event::NoopReply`].
+    pub fn noop(&mut self) -> Result<(), UsageError> {
+        if !self.is_idle() {
+            return Err(match self.phase {
+                Phase::Closed | Phase::Quitting => UsageError::Closed,
+                Phase::Ready => UsageError::TransactionInProgress,
+                _ => UsageError::NotReady,
+            });
+        }
+        self.wire.send(Command::Noop, Some(Pending::Noop));
+        Ok(())
+    }
+
+    /// Ends the session: QUIT when the session is ready (after any outstanding replies), otherwise, or in the middle
+    /// of a transaction, close at once without a word (a transaction in progress is reported `NotSent`, or `Unknown`
+    /// when its end was already sent). [`Event::Closed`] follows with no error.
+    pub fn quit(&mut self) {
+        match self.phase {
+            Phase::Closed | Phase::Quitting => {}
+            Phase::Ready if self.tx.is_none() => {
+                self.quit_requested = true;
+                self.phase = Phase::Quitting;
+                self.flush_quit();
+            }
+            _ => self.close(None),
+        }
+    }
+
+    // ----- outputs -----
+
+    /// The next bytes to write to the connection, if any. Write each chunk fully before calling again.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
+        if self.phase == Phase::Closed {
+            return None;
+        }
+        self.advance_tx();
+        self.flush_quit();
+        if self.wire.out.is_empty() {
+            return None;
+        }
+        self.wire.anchor = now;
+        Some(Bytes::from(std::mem::take(&mut self.wire.out)))
+    }
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next transcript line, if [`Config::transcript`] is on.
+    #[must_use]
+    pub fn poll_transcript(&mut self) -> Option<TranscriptEntry> {
+        self.wire.transcript.as_mut()?.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called if no input arrives before; `None` when nothing
+    /// is awaited (an idle, ready session without an overall deadline).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Closed {
+            return None;
+        }
+        let stage = self.awaited_stage().map(|s| self.wire.anchor + self.config.timeouts.for_stage(s));
+        match (stage, self.overall_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ----- internals -----
+
+    /// The stage whose deadline is running, if any.
+    fn awaited_stage(&self) -> Option<Stage> {
+        if let Some(p) = self.wire.pending.front() {
+            return Some(p.stage());
+        }
+        match self.phase {
+            Phase::Handshake { .. } => Some(Stage::TlsHandshake),
+            Phase::Quitting => Some(Stage::Quit),
+            Phase::Ready if self.tx.as_ref().is_some_and(|t| t.body_open()) => Some(Stage::DataBlock),
+            _ => None,
+        }
+    }
+
+    /// The stage to blame for an error now.
+    fn stage(&self) -> Stage {
+        self.awaited_stage().unwrap_or(Stage::Idle)
+    }
+
+    fn pipelining(&self) -> bool {
+        self.config.pipelining && self.capabilities.as_ref().is_some_and(|c| c.supports(Extension::Pipelining))
+    }
+
+    fn close(&mut self, error: Option<Error>) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if let Some(tx) = self.tx.take() {
+            let report = tx.into_report(self.config.protocol == Protocol::Lmtp, error.clone());
+            self.events.push_back(Event::TransactionComplete(Box::new(report)));
+        }
+        self.wire.out.clear();
+        self.wire.pending.clear();
+        self.phase = Phase::Closed;
+        self.events.push_back(Event::Closed { error });
+    }
+
+    fn on_reply(&mut self, now: Instant, reply: Reply) {
+        self.wire.anchor = now;
+        self.wire.note(Direction::Server, now, || reply.to_string());
+        let Some(pending) = self.wire.pending.pop_front() else {
+            let kind = if reply.code() == ReplyCode::SERVICE_NOT_AVAILABLE {
+                ErrorKind::ServiceNotAvailable
+            } else {
+                ErrorKind::UnexpectedReply
+            };
+            return self.close(Some(Error::new(kind, Stage::Idle, Some(reply))));
+        };
+        if reply.code() == ReplyCode::SERVICE_NOT_AVAILABLE && pending != Pending::Quit {
+            // RFC 5321 §3.8: 421 may answer any command; the server closes the channel after it.
+            if let Some(tx) = &mut self.tx {
+                if pending.in_transaction() {
+                    record_tx_reply(tx, pending, &reply, self.config.protocol == Protocol::Lmtp);
+                    tx.fail(pending.stage(), Some(reply.clone()));
+                }
+            }
+            let error = Error::new(ErrorKind::ServiceNotAvailable, pending.stage(), Some(reply));
+            return self.close(Some(error));
+        }
+        match pending {
+            Pending::Greeting => self.on_greeting(reply),
+            Pending::Hello(kind) => self.on_hello(kind, reply),
+            Pending::StartTls => self.on_starttls(reply),
+            Pending::Auth => self.on_auth(reply),
+            Pending::Rset => {
+                if !reply.code().is_positive_completion() {
+                    self.close(Some(Error::new(ErrorKind::CommandRejected, Stage::Rset, Some(reply))));
+                }
+            }
+            Pending::Noop => self.events.push_back(Event::NoopReply { reply }),
+            Pending::Quit => {
+                let e = self.closing_error.take();
+                self.close(e);
+            }
+            _ => self.on_tx_reply(pending, reply),
+        }
+    }
+
+    fn on_greeting(&mut self, reply: Reply) {
+        if reply.code() == ReplyCode::SERVICE_READY {
+            self.send_hello();
+        } else {
+            // RFC 5321 §3.1: after a 554 greeting the client should QUIT and wait for the server's answer.
+            self.closing_error = Some(Error::new(ErrorKind::GreetingRejected, Stage::Greeting, Some(reply)));
+            self.phase = Phase::Quitting;
+            self.quit_requested = true;
+            self.flush_quit();
+        }
+    }
+
+    fn send_hello(&mut self) {
+        let kind = match self.config.protocol {
+            Protocol::Lmtp => Hello::Lhlo,
+            Protocol::Smtp => Hello::Ehlo,
+        };
+        self.send_hello_kind(kind);
+    }
+
+    fn send_hello_kind(&mut self, kind: Hello) {
+        let id = &self.config.client_id;
+        let command = match kind {
+            Hello::Ehlo => Command::Ehlo(id),
+            Hello::Helo => Command::Helo(id),
+            Hello::Lhlo => Command::Lhlo(id),
+        };
+        self.wire.send(command, Some(Pending::Hello(kind)));
+    }
+
+    fn on_hello(&mut self, kind: Hello, reply: Reply) {
+        if reply.code().is_positive_completion() {
+            self.capabilities = Some(match kind {
+                Hello::Helo => Capabilities::none(),
+                _ => Capabilities::from_ehlo(&reply),
+            });
+            return self.after_hello();
+        }
+        if kind == Hello::Ehlo && reply.code().is_permanent() {
+            // RFC 5321 §4.1.4 / §3.2: an old server that does not know EHLO; HELO offers no extension.
+            return self.send_hello_kind(Hello::Helo);
+        }
+        self.close(Some(Error::new(ErrorKind::CommandRejected, Stage::Ehlo, Some(reply))));
+    }
+
+    fn after_hello(&mut self) {
+        let caps = self.capabilities.as_ref().expect("set before");
+        let wants_tls = matches!(self.config.tls, TlsPolicy::StartTlsRequired | TlsPolicy::StartTlsOpportunistic);
+        if !self.tls_active && wants_tls && !self.starttls_attempted {
+            if caps.supports(Extension::StartTls) {
+                self.starttls_attempted = true;
+                self.wire.send(Command::StartTls, Some(Pending::StartTls));
+                return;
+            }
+            if self.config.tls == TlsPolicy::StartTlsRequired {
+                return self.close(Some(Error::new(ErrorKind::StartTlsUnavailable, Stage::Ehlo, None)));
+            }
+        }
+        if let Some(credentials) = &self.config.credentials
+            && !self.authenticated
+        {
+            if !self.tls_active && !self.config.allow_insecure_auth {
+                return self.close(Some(Error::new(ErrorKind::AuthRequiresTls, Stage::Auth, None)));
+            }
+            let offered = caps.auth_mechanisms();
+            let Some(mechanism) = auth::select_mechanism(offered, credentials, self.config.mechanisms.as_deref())
+            else {
+                let kind = ErrorKind::AuthUnavailable {
+                    offered: offered.to_vec(),
+                };
+                return self.close(Some(Error::new(kind, Stage::Auth, None)));
+            };
+            let exchange = Exchange::new(mechanism);
+            let initial = exchange.initial_response(credentials);
+            let fits = initial
+                .as_ref()
+                .is_some_and(|r| 6 + exchange.mechanism().as_str().len() + r.len().div_ceil(3) * 4 + 2 <= MAX_COMMAND_LINE);
+            let initial = if fits { initial } else { None };
+            self.wire.send(
+                Command::Auth {
+                    mechanism: exchange.mechanism(),
+                    initial_response: initial.as_deref(),
+                },
+                Some(Pending::Auth),
+            );
+            self.auth = Some((exchange, initial.is_some(), 0));
+            return;
+        }
+        self.become_ready();
+    }
+
+    fn become_ready(&mut self) {
+        self.phase = Phase::Ready;
+        self.events.push_back(Event::Ready {
+            capabilities: self.capabilities.clone().unwrap_or_default(),
+            tls: self.tls_active,
+            authenticated: self.authenticated,
+        });
+    }
+
+    fn on_starttls(&mut self, reply: Reply) {
+        if reply.code() == ReplyCode::SERVICE_READY {
+            self.phase = Phase::Handshake { implicit: false };
+            self.events.push_back(Event::StartTls);
+        } else if self.config.tls == TlsPolicy::StartTlsRequired {
+            self.close(Some(Error::new(ErrorKind::StartTlsRejected, Stage::StartTls, Some(reply))));
+        } else {
+            self.after_hello();
+        }
+    }
+
+    fn on_auth(&mut self, reply: Reply) {
+        let Some((mut exchange, sent_initial, rounds)) = self.auth.take() else {
+            return self.close(Some(Error::new(ErrorKind::UnexpectedReply, Stage::Auth, Some(reply))));
+        };
+        let code = reply.code();
+        if code.is_positive_completion() {
+            self.authenticated = true;
+            return self.become_ready();
+        }
+        if code != ReplyCode::AUTH_CONTINUE {
+            let kind = ErrorKind::AuthFailed {
+                details: exchange.error_details.take(),
+            };
+            return self.close(Some(Error::new(kind, Stage::Auth, Some(reply))));
+        }
+        if rounds >= self.config.max_auth_rounds {
+            return self.close(Some(Error::new(ErrorKind::AuthProtocol, Stage::Auth, Some(reply))));
+        }
+        let text = reply.lines().next().unwrap_or_default().trim_ascii();
+        let Ok(challenge) = BASE64.decode(text) else {
+            return self.close(Some(Error::new(ErrorKind::AuthProtocol, Stage::Auth, Some(reply))));
+        };
+        let credentials = self.config.credentials.as_ref().expect("AUTH only starts with credentials");
+        match exchange.respond(&challenge, credentials, sent_initial) {
+            Ok(response) => {
+                self.wire.send(Command::AuthResponse(&response), Some(Pending::Auth));
+                self.auth = Some((exchange, sent_initial, rounds + 1));
+            }
+            Err(_) => self.close(Some(Error::new(ErrorKind::AuthProtocol, Stage::Auth, Some(reply)))),
+        }
+    }
+
+    fn on_tx_reply(&mut self, pending: Pending, reply: Reply) {
+        let lmtp = self.config.protocol == Protocol::Lmtp;
+        let Some(tx) = self.tx.as_mut() else {
+            return self.close(Some(Error::new(ErrorKind::UnexpectedReply, pending.stage(), Some(reply))));
+        };
+        let code = reply.code();
+        let mut done = false;
+        match pending {
+            Pending::Mail => {
+                if !code.is_positive_completion() {
+                    tx.fail(Stage::Mail, Some(reply.clone()));
+                }
+                tx.mail_reply = Some(reply);
+            }
+            Pending::Rcpt(index) => {
+                tx.rcpts_answered += 1;
+                if code.is_positive_completion() {
+                    tx.accepted += 1;
+                }
+                tx.rcpt_replies[index] = Some(reply.clone());
+                self.events.push_back(Event::RecipientReply { id: tx.id, index, reply });
+                if tx.rcpts_answered == tx.envelope.recipients.len() && tx.accepted == 0 {
+                    tx.fail(Stage::Rcpt, None);
+                }
+            }
+            Pending::Data => {
+                if code == ReplyCode::START_MAIL_INPUT {
+                    if tx.failure.is_some() || tx.accepted == 0 {
+                        // RFC 2920 §3.1: a pipelined DATA accepted without valid recipients gets a lone dot.
+                        tx.fail(Stage::Rcpt, None);
+                        self.wire.out.extend_from_slice(b".\r\n");
+                        self.wire.pending.push_back(Pending::DataDiscard);
+                        tx.in_flight += 1;
+                    } else {
+                        tx.body = BodyState::Open;
+                        self.events.push_back(Event::ReadyForBody { id: tx.id });
+                    }
+                } else if code.is_positive_completion() || code.is_positive_intermediate() {
+                    return self.close(Some(Error::new(ErrorKind::UnexpectedReply, Stage::DataInit, Some(reply))));
+                } else {
+                    tx.fail(Stage::DataInit, Some(reply));
+                }
+            }
+            Pending::Bdat => {
+                if !code.is_positive_completion() {
+                    // RFC 3030 §2: after a failed chunk no further BDAT is sent.
+                    tx.fail(Stage::DataBlock, Some(reply));
+                }
+            }
+            Pending::DataDiscard => {}
+            Pending::Final => {
+                let expected = if lmtp && tx.failure.is_none() && tx.accepted > 0 {
+                    tx.accepted
+                } else {
+                    1
+                };
+                record_tx_reply(tx, pending, &reply, lmtp);
+                tx.finals_received += 1;
+                if tx.finals_received < expected {
+                    self.wire.pending.push_front(Pending::Final);
+                    return;
+                }
+                done = true;
+            }
+            _ => unreachable!("session replies are handled before"),
+        }
+        tx.in_flight -= 1;
+        if done || (tx.failure.is_some() && tx.in_flight == 0) {
+            return self.finish_tx();
+        }
+        self.advance_tx();
+    }
+
+    fn finish_tx(&mut self) {
+        let Some(tx) = self.tx.take() else { return };
+        let report = tx.into_report(self.config.protocol == Protocol::Lmtp, None);
+        let delivered = report.outcome.is_delivered();
+        self.events.push_back(Event::TransactionComplete(Box::new(report)));
+        if !delivered && self.phase == Phase::Ready {
+            // Leave no half-open transaction behind (RFC 5321 §4.1.1.5).
+            self.wire.send(Command::Rset, Some(Pending::Rset));
+        }
+        self.flush_quit();
+    }
+
+    fn flush_quit(&mut self) {
+        if self.quit_requested && !self.quit_sent && self.tx.is_none() && (self.pipelining() || self.wire.pending.is_empty()) {
+            self.quit_sent = true;
+            self.wire.send(Command::Quit, Some(Pending::Quit));
+        }
+    }
+
+    /// Sends whatever the transaction may send now: the envelope, DATA, BDAT chunks.
+    fn advance_tx(&mut self) {
+        let pipelining = self.pipelining();
+        let Some(tx) = self.tx.as_mut() else { return };
+        let wire = &mut self.wire;
+        let can_send = |wire: &Wire| pipelining || wire.pending.is_empty();
+        if !tx.mail_sent {
+            if !can_send(wire) {
+                return;
+            }
+            wire.send(
+                Command::Mail {
+                    from: &tx.envelope.from,
+                    params: &tx.params,
+                },
+                Some(Pending::Mail),
+            );
+            tx.mail_sent = true;
+            tx.in_flight += 1;
+        }
+        while tx.rcpts_sent < tx.envelope.recipients.len() {
+            if tx.failure.is_some() || !can_send(wire) {
+                return;
+            }
+            let r = &tx.envelope.recipients[tx.rcpts_sent];
+            wire.send(
+                Command::Rcpt {
+                    to: &r.address,
+                    params: &r.params,
+                },
+                Some(Pending::Rcpt(tx.rcpts_sent)),
+            );
+            tx.rcpts_sent += 1;
+            tx.in_flight += 1;
+        }
+        if tx.failure.is_some() || !can_send(wire) {
+            return;
+        }
+        match tx.mode {
+            BodyMode::Data => {
+                if !tx.data_sent {
+                    wire.send(Command::Data, Some(Pending::Data));
+                    tx.data_sent = true;
+                    tx.in_flight += 1;
+                }
+            }
+            BodyMode::Bdat { .. } => {
+                let last = tx.body == BodyState::Finished;
+                if tx.end_sent || (tx.chunk.is_empty() && !last) {
+                    return;
+                }
+                let size = tx.chunk.len() as u64;
+                wire.send(Command::Bdat { size, last }, Some(if last { Pending::Final } else { Pending::Bdat }));
+                wire.out.extend_from_slice(&tx.chunk);
+                tx.chunk.clear();
+                wire.note(Direction::Client, wire.anchor, || format!("[{size} bytes of message data]"));
+                tx.in_flight += 1;
+                tx.end_sent = last;
+            }
+        }
+    }
+}
+
+/// Stores a transaction reply where the report will find it.
+fn record_tx_reply(tx: &mut Transaction, pending: Pending, reply: &Reply, lmtp: bool) {
+    match pending {
+        Pending::Mail => tx.mail_reply = Some(reply.clone()),
+        Pending::Rcpt(i) => tx.rcpt_replies[i] = Some(reply.clone()),
+        Pending::Final if lmtp => {
+            let slot = tx.accepted_indices().nth(tx.finals_received);
+            match slot {
+                Some(i) => tx.lmtp_replies[i] = Some(reply.clone()),
+                None => tx.final_reply = Some(reply.clone()),
+            }
+        }
+        Pending::Final => tx.final_reply = Some(reply.clone()),
+        _ => {}
+    }
+}
+
+fn non_ascii_address(envelope: &Envelope) -> Option<String> {
+    if let ReversePath::Mailbox(a) = &envelope.from
+        && a.needs_smtputf8()
+    {
+        return Some(a.as_str().to_owned());
+    }
+    envelope
+        .recipients
+        .iter()
+        .find(|r| r.address.needs_smtputf8())
+        .map(|r| r.address.as_str().to_owned())
+}
