@@ -129,7 +129,11 @@ impl Wire {
         if let Some(t) = &mut self.transcript {
             let text = if command.is_secret() {
                 match command {
-                    Command::Auth { mechanism, .. } => auth::redact_command(format!("AUTH {mechanism} x").as_bytes()),
+                    Command::Auth {
+                        mechanism,
+                        initial_response: Some(_),
+                    } => format!("AUTH {mechanism} <redacted>"),
+                    Command::Auth { mechanism, .. } => format!("AUTH {mechanism}"),
                     _ => "<redacted>".to_owned(),
                 }
             } else {

@@ -9,9 +9,8 @@ use std::{fmt, mem};
 
 use memchr::memchr;
 use nom::Parser;
-use nom::branch::alt;
-use nom::bytes::complete::{tag, take_while_m_n};
-use nom::combinator::{eof, value};
+use nom::bytes::complete::take;
+use nom::combinator::{opt, verify};
 
 use crate::reply::{Reply, ReplyCode};
 
@@ -124,18 +123,21 @@ fn malformed(line: &[u8], reason: &'static str) -> ReplyError {
 
 /// Parses the head of one line (its line ending removed): the code and whether it is the last line, and the text.
 fn parse_line(line: &[u8]) -> Result<(ReplyCode, bool, &[u8]), ReplyError> {
-    let mut digits =
-        take_while_m_n::<_, _, nom::error::Error<&[u8]>>(3, 3, |b: u8| b.is_ascii_digit());
-    let mut separator = alt((
-        value(false, tag::<_, _, nom::error::Error<&[u8]>>(&b"-"[..])),
-        value(true, tag(&b" "[..])),
-        value(true, eof),
-    ));
+    type Error<'a> = nom::error::Error<&'a [u8]>;
+    let mut digits = verify(take::<_, _, Error<'_>>(3usize), |d: &[u8]| {
+        d.iter().all(u8::is_ascii_digit)
+    });
+    let mut separator = opt(take::<_, _, Error<'_>>(1usize));
     let Ok((rest, digits)) = digits.parse(line) else {
         return Err(malformed(line, NOT_A_CODE));
     };
-    let Ok((text, last)) = separator.parse(rest) else {
+    let Ok((text, separator)) = separator.parse(rest) else {
         return Err(malformed(line, BAD_SEPARATOR));
+    };
+    let last = match separator {
+        None | Some(b" ") => true,
+        Some(b"-") => false,
+        Some(_) => return Err(malformed(line, BAD_SEPARATOR)),
     };
     let number = digits
         .iter()

@@ -271,14 +271,19 @@ impl fmt::Debug for Reply {
 
 /// The enhanced code of the first line of `text`, if its class matches the reply code (RFC 2034 §4).
 fn enhanced_for(code: ReplyCode, text: &[u8]) -> Option<EnhancedCode> {
+    // Cheap rejection of the common text without a code, and of a class that cannot match.
+    match text {
+        [class @ (b'2' | b'4' | b'5'), b'.', ..] if u16::from(class - b'0') == code.get() / 100 => {
+        }
+        _ => return None,
+    }
     // The longest enhanced code is `5.999.999 `: 10 bytes; look no further than the first line.
     let head = &text[..text.len().min(10)];
-    let head = match memchr::memchr(b'\n', head) {
+    let head = match head.iter().position(|&b| b == b'\n') {
         Some(end) => &head[..end],
         None => head,
     };
-    let (enhanced, _) = parse_enhanced_code(head)?;
-    (u16::from(enhanced.class) == code.get() / 100).then_some(enhanced)
+    parse_enhanced_code(head).map(|(enhanced, _)| enhanced)
 }
 
 /// Parses an RFC 3463 enhanced status code at the start of `text`: `class "." subject "." detail` with class 2, 4
