@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use proptest::prelude::*;
@@ -31,7 +31,7 @@ fn script() -> (Config, Vec<&'static [u8]>) {
 /// Drives the script with each segment split at the given points; returns (wire bytes, event log).
 fn run(splits: &[Vec<usize>]) -> (Vec<u8>, Vec<String>) {
     let (cfg, segments) = script();
-    let now = Instant::now();
+    let now = base_instant();
     let mut client = Client::new(cfg, now);
     let mut wire = Vec::new();
     let mut log = Vec::new();
@@ -164,7 +164,7 @@ proptest! {
         let mut cfg = Config::default();
         cfg.tls = [TlsPolicy::None, TlsPolicy::StartTlsRequired, TlsPolicy::StartTlsOpportunistic, TlsPolicy::Implicit][tls as usize];
         cfg.credentials = Some(Credentials::password("u", "p"));
-        let mut now = Instant::now();
+        let mut now = base_instant();
         let mut client = Client::new(cfg, now);
         let mut closed = 0;
         let mut ticks = ticks.into_iter();
