@@ -16,7 +16,8 @@ use memchr::memchr2;
 
 /// Bytes checked at once by the fast path.
 const BLOCK: usize = 64;
-const PER_BLOCK: bool = true;
+/// The most bytes the slow path handles before trying the fast path again, when the fast path keeps failing.
+const MAX_SLOW_SPAN: usize = 4096;
 
 /// The block at `i` and the same block shifted by one byte, when `input` has `BLOCK + 1` bytes from `i`.
 fn block_pair(input: &[u8], i: usize) -> Option<(&[u8; BLOCK], &[u8; BLOCK])> {
@@ -133,14 +134,11 @@ impl DotStuffer {
         let len = input.len();
         let mut run = 0;
         let mut i = 0;
+        let mut slow_span = BLOCK;
         loop {
             // Fast path. `at_line_start` describes `input[i]` on entry; after a clean block, the byte after it has
             // already been checked against the block's last byte.
             let entry = i;
-            if PER_BLOCK {
-                out.extend_from_slice(&input[run..i]);
-                run = i;
-            }
             while let Some((block, next)) = block_pair(input, i) {
                 if i == entry
                     && (block[0] == b'\n' || (STUFF && self.at_line_start && block[0] == b'.'))
@@ -150,13 +148,19 @@ impl DotStuffer {
                 if !block_is_clean::<STUFF>(block, next) {
                     break;
                 }
-                if PER_BLOCK {
-                    out.extend_from_slice(block);
-                    run = i + BLOCK;
+                if i == entry {
+                    out.extend_from_slice(&input[run..i]);
                 }
+                // Copied while it is hot in the cache.
+                out.extend_from_slice(block);
                 i += BLOCK;
+                run = i;
             }
-            if i > entry {
+            if i == entry {
+                // A body full of bare LFs fails every block: spend longer in the slow path before retrying.
+                slow_span = (slow_span * 2).min(MAX_SLOW_SPAN);
+            } else {
+                slow_span = BLOCK;
                 match input[i - 1] {
                     // The LF of this CRLF is `input[i]`: it belongs to the run.
                     b'\r' => {
@@ -169,7 +173,7 @@ impl DotStuffer {
             }
 
             // Slow path, for at least one block's worth of bytes (or the tail).
-            let limit = (i + BLOCK).min(len);
+            let limit = i.saturating_add(slow_span).min(len);
             while i < limit {
                 if self.at_line_start {
                     self.at_line_start = false;

@@ -268,7 +268,7 @@ impl Capabilities {
             if !valid {
                 continue;
             }
-            let mechanism = Mechanism::from_name(name);
+            let mechanism = mechanism(name);
             if !self.mechanisms.contains(&mechanism) {
                 self.mechanisms.push(mechanism);
             }
@@ -298,6 +298,24 @@ impl Capabilities {
             *slot = Some(n);
         }
     }
+}
+
+/// The mechanism named `name`, without allocating for the common ones ([`Mechanism::from_name`] upper-cases into
+/// a new buffer).
+fn mechanism(name: &[u8]) -> Mechanism {
+    const COMMON: [Mechanism; 7] = [
+        Mechanism::Plain,
+        Mechanism::Login,
+        Mechanism::XOAuth2,
+        Mechanism::OAuthBearer,
+        Mechanism::CramMd5,
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha256Plus,
+    ];
+    COMMON
+        .into_iter()
+        .find(|m| name.eq_ignore_ascii_case(m.as_str().as_bytes()))
+        .unwrap_or_else(|| Mechanism::from_name(name))
 }
 
 /// `ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")` (RFC 5321 §4.1.1.1).
@@ -761,6 +779,23 @@ mod tests {
             Capabilities::parse_ehlo(b"hello\r\n"),
             Err(ReplyError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn common_mechanisms_match_from_name() {
+        for name in [
+            &b"plain"[..],
+            b"LOGIN",
+            b"Cram-Md5",
+            b"xoauth2",
+            b"OAUTHBEARER",
+            b"scram-sha-256",
+            b"SCRAM-SHA-256-PLUS",
+            b"SCRAM-SHA-1",
+            b"x-custom",
+        ] {
+            assert_eq!(mechanism(name), Mechanism::from_name(name));
+        }
     }
 
     #[test]

@@ -9,10 +9,9 @@ use std::{fmt, mem};
 
 use memchr::memchr;
 use nom::Parser;
-use nom::bytes::complete::take;
-use nom::combinator::{opt, verify};
+use nom::combinator::opt;
 
-use crate::reply::{Reply, ReplyCode};
+use crate::reply::{Reply, ReplyCode, byte_if};
 
 /// Caps on what a server can make the client buffer.
 ///
@@ -123,29 +122,26 @@ fn malformed(line: &[u8], reason: &'static str) -> ReplyError {
 
 /// Parses the head of one line (its line ending removed): the code and whether it is the last line, and the text.
 fn parse_line(line: &[u8]) -> Result<(ReplyCode, bool, &[u8]), ReplyError> {
-    type Error<'a> = nom::error::Error<&'a [u8]>;
-    let mut digits = verify(take::<_, _, Error<'_>>(3usize), |d: &[u8]| {
-        d.iter().all(u8::is_ascii_digit)
-    });
-    let mut separator = opt(take::<_, _, Error<'_>>(1usize));
-    let Ok((rest, digits)) = digits.parse(line) else {
+    let digit = || byte_if(|b| b.is_ascii_digit());
+    let mut code = (digit(), digit(), digit());
+    let mut separator = opt(byte_if(|b| b == b' ' || b == b'-'));
+    let Ok((rest, (a, b, c))) = code.parse(line) else {
         return Err(malformed(line, NOT_A_CODE));
     };
     let Ok((text, separator)) = separator.parse(rest) else {
         return Err(malformed(line, BAD_SEPARATOR));
     };
-    let last = match separator {
-        None | Some(b" ") => true,
-        Some(b"-") => false,
-        Some(_) => return Err(malformed(line, BAD_SEPARATOR)),
-    };
-    let number = digits
+    // `NNN` must be followed by a separator, unless it is the whole line.
+    if separator.is_none() && !text.is_empty() {
+        return Err(malformed(line, BAD_SEPARATOR));
+    }
+    let number = [a, b, c]
         .iter()
         .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
     let Some(code) = ReplyCode::new(number) else {
         return Err(malformed(line, CODE_OUT_OF_RANGE));
     };
-    Ok((code, last, text))
+    Ok((code, separator != Some(b'-'), text))
 }
 
 /// The counters of the reply being read: enough to enforce the limits and the same-code rule.

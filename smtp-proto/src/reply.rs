@@ -2,10 +2,10 @@
 
 use std::fmt;
 
-use nom::Parser;
 use nom::branch::alt;
-use nom::bytes::complete::{tag, take_while_m_n};
-use nom::combinator::{eof, map, value};
+use nom::combinator::{eof, value};
+use nom::error::ErrorKind;
+use nom::{IResult, Parser};
 
 /// A three-digit SMTP reply code, always in `200..=599` with a second digit in `0..=5` (RFC 5321 §4.2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -292,32 +292,51 @@ fn enhanced_for(code: ReplyCode, text: &[u8]) -> Option<EnhancedCode> {
 /// Returns the code and the number of bytes it takes, including the space after it. `5.1.1.1` and `5.1.1234` are
 /// not codes.
 pub(crate) fn parse_enhanced_code(text: &[u8]) -> Option<(EnhancedCode, usize)> {
-    fn number(input: &[u8]) -> nom::IResult<&[u8], u16> {
-        map(
-            take_while_m_n(1, 3, |b: u8| b.is_ascii_digit()),
-            |digits: &[u8]| {
-                digits
-                    .iter()
-                    .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'))
-            },
-        )
-        .parse(input)
-    }
-    let class = map(
-        take_while_m_n(1, 1, |b: u8| matches!(b, b'2' | b'4' | b'5')),
-        |d: &[u8]| d[0] - b'0',
-    );
-    let end = alt((value(1usize, tag(&b" "[..])), value(0usize, eof)));
-    let mut parser = (class, tag(&b"."[..]), number, tag(&b"."[..]), number, end);
+    let class = byte_if(|b| matches!(b, b'2' | b'4' | b'5'));
+    let dot = || byte_if(|b| b == b'.');
+    let end = alt((value(1usize, byte_if(|b| b == b' ')), value(0usize, eof)));
+    let mut parser = (class, dot(), number_1_3, dot(), number_1_3, end);
     let (rest, (class, _, subject, _, detail, _)) = parser.parse(text).ok()?;
     Some((
         EnhancedCode {
-            class,
+            class: class - b'0',
             subject,
             detail,
         },
         text.len() - rest.len(),
     ))
+}
+
+/// A nom parser for one byte satisfying `pred`. (nom's own byte-level parsers go through generic `Input` calls that
+/// are not inlined across crates; these leaves keep reply parsing cheap.)
+pub(crate) fn byte_if(pred: impl Fn(u8) -> bool) -> impl Fn(&[u8]) -> IResult<&[u8], u8> {
+    move |input| match input.split_first() {
+        Some((&b, rest)) if pred(b) => Ok((rest, b)),
+        _ => Err(nom::Err::Error(nom::error::Error::new(
+            input,
+            ErrorKind::Satisfy,
+        ))),
+    }
+}
+
+/// A nom parser for a number of one to three ASCII digits (RFC 3463 subject and detail).
+fn number_1_3(input: &[u8]) -> IResult<&[u8], u16> {
+    let len = input
+        .iter()
+        .take(3)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if len == 0 {
+        return Err(nom::Err::Error(nom::error::Error::new(
+            input,
+            ErrorKind::Digit,
+        )));
+    }
+    let (digits, rest) = input.split_at(len);
+    let value = digits
+        .iter()
+        .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
+    Ok((rest, value))
 }
 
 /// Writes `bytes` as text safe for a terminal: invalid UTF-8 and control characters (C0, DEL, C1) and Unicode
