@@ -15,7 +15,7 @@
 use memchr::memchr2;
 
 /// Bytes checked at once by the fast path.
-const BLOCK: usize = 64;
+const BLOCK: usize = 128;
 /// The most bytes the slow path handles before trying the fast path again, when the fast path keeps failing.
 const MAX_SLOW_SPAN: usize = 4096;
 
@@ -420,6 +420,42 @@ mod tests {
     }
 
     #[test]
+    fn long_bodies_cross_the_fast_path() {
+        // Clean CRLF lines long enough for whole blocks, with anomalies at and around block boundaries.
+        let clean: Vec<u8> = (0..40)
+            .flat_map(|k| {
+                let mut l = vec![b'a' + (k % 26) as u8; 70 + k];
+                l.extend_from_slice(b"\r\n");
+                l
+            })
+            .collect();
+        let mut bodies = vec![clean.clone()];
+        for at in [0, 1, 63, 64, 65, 127, 128, 129, 130, 255, 256, 257, 1000] {
+            for insert in [&b"\n"[..], b"\r", b"\r\n.", b"\n.", b"\r.", b"."] {
+                let mut b = clean.clone();
+                b.splice(at..at, insert.iter().copied());
+                bodies.push(b);
+            }
+        }
+        for body in &bodies {
+            let expected = expected_unstuffed(body);
+            let wire = stuff(body);
+            assert_eq!(unstuff(&wire).as_ref(), Some(&expected));
+            for chunk in [1, 7, 128, 129, 130, 300] {
+                let chunks: Vec<&[u8]> = body.chunks(chunk).collect();
+                assert_eq!(stuff_chunks(&chunks), wire, "chunk {chunk}");
+                assert_eq!(normalize_chunks(&chunks), normalize_line_endings(body));
+            }
+        }
+        // A clean body passes through unchanged.
+        assert_eq!(&stuff(&clean)[..clean.len()], &clean[..]);
+        assert_eq!(normalize_chunks(&[&clean]), clean);
+        // A long body of bare LFs (the slow path's longest spans).
+        let lf: Vec<u8> = b"line of text\n".repeat(1000);
+        assert_eq!(unstuff(&stuff(&lf)), Some(normalize_line_endings(&lf)));
+    }
+
+    #[test]
     fn held_cr_is_not_written_until_known() {
         let mut s = DotStuffer::new();
         let mut out = Vec::new();
@@ -530,7 +566,34 @@ mod tests {
                 0..64
             ),
             proptest::collection::vec(any::<u8>(), 0..256),
+            long_text(),
         ]
+    }
+
+    /// Long, mostly clean CRLF text with occasional bare CR, bare LF and leading dots: exercises the block fast
+    /// path and its hand-overs to the slow path at every offset.
+    fn long_text() -> impl Strategy<Value = Vec<u8>> {
+        let line = (
+            prop_oneof![8 => Just(false), 1 => Just(true)],
+            0usize..200,
+            prop_oneof![
+                20 => Just(&b"\r\n"[..]),
+                1 => Just(&b"\n"[..]),
+                1 => Just(&b"\r"[..]),
+                1 => Just(&b"\n\r"[..]),
+                1 => Just(&b""[..]),
+            ],
+        )
+            .prop_map(|(dot, len, ending)| {
+                let mut l = Vec::with_capacity(len + 3);
+                if dot {
+                    l.push(b'.');
+                }
+                l.extend((0..len).map(|k| b"abc. xyz"[k % 8]));
+                l.extend_from_slice(ending);
+                l
+            });
+        proptest::collection::vec(line, 0..40).prop_map(|lines| lines.concat())
     }
 
     proptest! {

@@ -169,13 +169,13 @@ fn check_controls(s: &str) -> Result<(), AddressError> {
             position,
         });
     }
-    if !s.is_ascii()
-        && let Some((position, _)) = s.char_indices().find(|&(_, c)| is_forbidden_char(c))
-    {
-        return Err(AddressError::ForbiddenByte {
-            byte: s.as_bytes()[position],
-            position,
-        });
+    if !s.is_ascii() {
+        if let Some((position, _)) = s.char_indices().find(|&(_, c)| is_forbidden_char(c)) {
+            return Err(AddressError::ForbiddenByte {
+                byte: s.as_bytes()[position],
+                position,
+            });
+        }
     }
     Ok(())
 }
