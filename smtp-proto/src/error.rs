@@ -220,6 +220,9 @@ impl fmt::Display for Error {
         }
         if let Some(reply) = &self.reply {
             write!(f, "; the server said: {reply}")?;
+            if let Some(meaning) = reply.enhanced().and_then(|e| e.meaning()) {
+                write!(f, " ({meaning})")?;
+            }
         }
         Ok(())
     }

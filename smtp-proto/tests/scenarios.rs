@@ -956,3 +956,15 @@ fn noop_reply_is_an_event() {
     assert!(s.events.iter().any(|e| matches!(e, Event::NoopReply { reply } if reply.code().get() == 250)));
     assert!(s.client.is_idle());
 }
+
+#[test]
+fn enhanced_status_codes_are_explained_in_errors() {
+    let mut s = auth_session(Credentials::password("alice", "wrong"), "PLAIN");
+    s.server(b"535 5.7.8 Error: authentication failed\r\n");
+    let text = s.closed_error().unwrap().unwrap().to_string();
+    assert!(text.contains("535 5.7.8 Error: authentication failed (authentication credentials invalid)"), "{text}");
+    let e = smtp_proto::Reply::new(smtp_proto::ReplyCode::new(550).unwrap(), &[b"5.1.1 no such user"]);
+    assert_eq!(e.enhanced().unwrap().meaning(), Some("bad destination mailbox address"));
+    let e = smtp_proto::Reply::new(smtp_proto::ReplyCode::new(550).unwrap(), &[b"5.9.9 what"]);
+    assert_eq!(e.enhanced().unwrap().meaning(), None);
+}
