@@ -53,7 +53,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     issued = true;
                 }
                 Event::TransactionComplete(report) => {
-                    println!("outcome: {:?}, server said: {:?}", report.outcome, report.final_reply);
+                    println!(
+                        "outcome: {:?}, server said: {:?}",
+                        report.outcome, report.final_reply
+                    );
                     outcome = Some(report.outcome);
                     client.quit();
                     issued = true;
@@ -80,7 +83,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match socket.read(&mut buf) {
             Ok(0) => client.receive_eof(Instant::now()),
             Ok(n) => client.receive(Instant::now(), &buf[..n]),
-            Err(e) if matches!(e.kind(), Io::WouldBlock | Io::TimedOut) => client.handle_timeout(Instant::now()),
+            Err(e) if matches!(e.kind(), Io::WouldBlock | Io::TimedOut) => {
+                client.handle_timeout(Instant::now())
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -22,7 +22,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut client = Client::new(config, Instant::now());
     let mut pending = vec![Envelope::new(
         ReversePath::Mailbox("alice@example.org".parse::<Address>()?),
-        ["bob@example.net".parse::<Address>()?, "carol@example.net".parse::<Address>()?],
+        [
+            "bob@example.net".parse::<Address>()?,
+            "carol@example.net".parse::<Address>()?,
+        ],
     )];
     let body = b"Subject: from tokio\r\n\r\n.A line that starts with a dot.\r\n";
     let mut outcome = None;
@@ -52,7 +55,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     client.finish_body()?;
                 }
-                Event::RecipientReply { index, reply, .. } => println!("recipient {index}: {reply}"),
+                Event::RecipientReply { index, reply, .. } => {
+                    println!("recipient {index}: {reply}")
+                }
                 Event::TransactionComplete(report) => {
                     println!("outcome: {:?}", report.outcome);
                     outcome = Some(report.outcome);

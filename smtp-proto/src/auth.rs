@@ -65,26 +65,52 @@ use hmac::{Hmac, Mac};
 use md5::Md5;
 
 use crate::config::Credentials;
+use crate::scram::{Scram, ScramError};
 
 /// The order in which mechanisms are preferred when the configuration does not say: challenge-response before
 /// plaintext, standard before proprietary.
-const PASSWORD_PREFERENCE: [Mechanism; 3] = [Mechanism::CramMd5, Mechanism::Plain, Mechanism::Login];
+const PASSWORD_PREFERENCE: [Mechanism; 5] = [
+    Mechanism::ScramSha256Plus,
+    Mechanism::ScramSha256,
+    Mechanism::CramMd5,
+    Mechanism::Plain,
+    Mechanism::Login,
+];
 const TOKEN_PREFERENCE: [Mechanism; 2] = [Mechanism::OAuthBearer, Mechanism::XOAuth2];
 
-/// True when this crate can run `mechanism` with `credentials`.
-pub fn supports(mechanism: &Mechanism, credentials: &Credentials) -> bool {
-    match credentials {
-        Credentials::Password { .. } => PASSWORD_PREFERENCE.contains(mechanism),
-        Credentials::OAuth2 { .. } => TOKEN_PREFERENCE.contains(mechanism),
+/// What the session can give SCRAM (RFC 5802): it needs fresh random bytes for its nonce, and -PLUS needs TLS
+/// channel binding data from the adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScramSupport {
+    /// No random bytes: SCRAM is not used.
+    Unavailable,
+    /// SCRAM-SHA-256 without channel binding.
+    Scram,
+    /// SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (`tls-exporter` binding available).
+    ScramPlus,
+}
+
+/// True when this crate can run `mechanism` with `credentials` in a session with `scram` support.
+pub fn supports(mechanism: &Mechanism, credentials: &Credentials, scram: ScramSupport) -> bool {
+    match (credentials, mechanism) {
+        (Credentials::Password { .. }, Mechanism::ScramSha256) => {
+            scram != ScramSupport::Unavailable
+        }
+        (Credentials::Password { .. }, Mechanism::ScramSha256Plus) => {
+            scram == ScramSupport::ScramPlus
+        }
+        (Credentials::Password { .. }, m) => PASSWORD_PREFERENCE.contains(m),
+        (Credentials::OAuth2 { .. }, m) => TOKEN_PREFERENCE.contains(m),
     }
 }
 
 /// Picks the mechanism to use: the first of `preference` (or the built-in strongest-first order) that the server
-/// offers and the credentials support.
+/// offers and the credentials and session support.
 pub fn select_mechanism(
     offered: &[Mechanism],
     credentials: &Credentials,
     preference: Option<&[Mechanism]>,
+    scram: ScramSupport,
 ) -> Option<Mechanism> {
     let builtin: &[Mechanism] = match credentials {
         Credentials::Password { .. } => &PASSWORD_PREFERENCE,
@@ -93,7 +119,7 @@ pub fn select_mechanism(
     preference
         .unwrap_or(builtin)
         .iter()
-        .find(|m| offered.contains(m) && supports(m, credentials))
+        .find(|m| offered.contains(m) && supports(m, credentials, scram))
         .cloned()
 }
 
@@ -102,12 +128,16 @@ pub fn select_mechanism(
 pub(crate) enum StepError {
     /// The mechanism takes no (further) challenge.
     Unexpected,
+    /// SCRAM refused the server's message.
+    Scram(ScramError),
 }
 
 /// The client side of one SASL exchange.
 #[derive(Clone, Debug)]
 pub(crate) struct Exchange {
     mechanism: Mechanism,
+    /// The SCRAM state, for SCRAM mechanisms.
+    pub(crate) scram: Option<Scram>,
     /// Challenges answered so far.
     step: u8,
     /// Set when the server sent an error challenge (XOAUTH2 / OAUTHBEARER JSON).
@@ -118,6 +148,7 @@ impl Exchange {
     pub(crate) fn new(mechanism: Mechanism) -> Self {
         Self {
             mechanism,
+            scram: None,
             step: 0,
             error_details: None,
         }
@@ -129,6 +160,9 @@ impl Exchange {
 
     /// The initial response (RFC 4954 §4), for mechanisms where the client speaks first.
     pub(crate) fn initial_response(&self, credentials: &Credentials) -> Option<Vec<u8>> {
+        if let Some(scram) = &self.scram {
+            return Some(scram.client_first());
+        }
         match (&self.mechanism, credentials) {
             (Mechanism::Plain, Credentials::Password { username, password }) => {
                 Some(plain_response(username, password.expose()))
@@ -158,8 +192,17 @@ impl Exchange {
         sent_initial: bool,
     ) -> Result<Vec<u8>, StepError> {
         self.step = self.step.saturating_add(1);
+        if let (Some(scram), Credentials::Password { password, .. }) =
+            (&mut self.scram, credentials)
+        {
+            return scram
+                .step(challenge, password.expose())
+                .map_err(StepError::Scram);
+        }
         match (&self.mechanism, credentials) {
-            (Mechanism::Plain, Credentials::Password { username, password }) if !sent_initial && self.step == 1 => {
+            (Mechanism::Plain, Credentials::Password { username, password })
+                if !sent_initial && self.step == 1 =>
+            {
                 Ok(plain_response(username, password.expose()))
             }
             (Mechanism::Login, Credentials::Password { username, password }) => match self.step {
@@ -167,7 +210,9 @@ impl Exchange {
                 2 => Ok(password.expose().to_vec()),
                 _ => Err(StepError::Unexpected),
             },
-            (Mechanism::CramMd5, Credentials::Password { username, password }) if self.step == 1 => {
+            (Mechanism::CramMd5, Credentials::Password { username, password })
+                if self.step == 1 =>
+            {
                 Ok(cram_md5_response(username, password.expose(), challenge))
             }
             (Mechanism::XOAuth2 | Mechanism::OAuthBearer, _) if sent_initial || self.step > 1 => {
@@ -180,9 +225,9 @@ impl Exchange {
                     Vec::new()
                 })
             }
-            (Mechanism::XOAuth2 | Mechanism::OAuthBearer, _) => {
-                self.initial_response(credentials).ok_or(StepError::Unexpected)
-            }
+            (Mechanism::XOAuth2 | Mechanism::OAuthBearer, _) => self
+                .initial_response(credentials)
+                .ok_or(StepError::Unexpected),
             _ => Err(StepError::Unexpected),
         }
     }
@@ -200,7 +245,8 @@ fn plain_response(username: &str, password: &[u8]) -> Vec<u8> {
 
 fn cram_md5_response(username: &str, password: &[u8], challenge: &[u8]) -> Vec<u8> {
     // RFC 2195 §2: user SP lowercase-hex(HMAC-MD5(password, challenge)).
-    let mut mac = <Hmac<Md5> as Mac>::new_from_slice(password).expect("HMAC takes keys of any length");
+    let mut mac =
+        <Hmac<Md5> as Mac>::new_from_slice(password).expect("HMAC takes keys of any length");
     mac.update(challenge);
     let digest = mac.finalize().into_bytes();
     let mut v = Vec::with_capacity(username.len() + 33);
@@ -221,7 +267,10 @@ fn saslname(s: &str) -> String {
 /// line is returned printable (control characters dropped). Adapters that log raw writes use this; the core's own
 /// transcript already redacts.
 pub fn redact_command(line: &[u8]) -> String {
-    let text: String = String::from_utf8_lossy(line).chars().filter(|c| !c.is_control()).collect();
+    let text: String = String::from_utf8_lossy(line)
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
     let mut words = text.splitn(3, ' ');
     match (words.next(), words.next(), words.next()) {
         (Some(verb), Some(mech), rest) if verb.eq_ignore_ascii_case("AUTH") => {
@@ -251,24 +300,64 @@ mod tests {
             Mechanism::ScramSha256Plus,
         ] {
             assert_eq!(Mechanism::from_name(m.as_str().as_bytes()), m);
-            assert_eq!(Mechanism::from_name(m.as_str().to_lowercase().as_bytes()), m);
+            assert_eq!(
+                Mechanism::from_name(m.as_str().to_lowercase().as_bytes()),
+                m
+            );
         }
-        assert_eq!(Mechanism::from_name(b"gssapi"), Mechanism::Other("GSSAPI".into()));
+        assert_eq!(
+            Mechanism::from_name(b"gssapi"),
+            Mechanism::Other("GSSAPI".into())
+        );
     }
 
     #[test]
     fn selection_prefers_strongest_supported() {
         let pw = Credentials::password("u", "p");
         let offered = [Mechanism::Login, Mechanism::Plain, Mechanism::CramMd5];
-        assert_eq!(select_mechanism(&offered, &pw, None), Some(Mechanism::CramMd5));
-        assert_eq!(select_mechanism(&offered[..2], &pw, None), Some(Mechanism::Plain));
-        assert_eq!(select_mechanism(&[Mechanism::XOAuth2], &pw, None), None);
+        let none = ScramSupport::Unavailable;
+        assert_eq!(
+            select_mechanism(&offered, &pw, None, none),
+            Some(Mechanism::CramMd5)
+        );
+        assert_eq!(
+            select_mechanism(&offered[..2], &pw, None, none),
+            Some(Mechanism::Plain)
+        );
+        assert_eq!(
+            select_mechanism(&[Mechanism::XOAuth2], &pw, None, none),
+            None
+        );
         let pref = [Mechanism::Login];
-        assert_eq!(select_mechanism(&offered, &pw, Some(&pref)), Some(Mechanism::Login));
+        assert_eq!(
+            select_mechanism(&offered, &pw, Some(&pref), none),
+            Some(Mechanism::Login)
+        );
         let tok = Credentials::oauth2("u", "t");
         assert_eq!(
-            select_mechanism(&[Mechanism::XOAuth2, Mechanism::Plain], &tok, None),
+            select_mechanism(&[Mechanism::XOAuth2, Mechanism::Plain], &tok, None, none),
             Some(Mechanism::XOAuth2)
+        );
+        let scram = [
+            Mechanism::Plain,
+            Mechanism::ScramSha256,
+            Mechanism::ScramSha256Plus,
+        ];
+        assert_eq!(
+            select_mechanism(&scram, &pw, None, none),
+            Some(Mechanism::Plain)
+        );
+        assert_eq!(
+            select_mechanism(&scram, &pw, None, ScramSupport::Scram),
+            Some(Mechanism::ScramSha256)
+        );
+        assert_eq!(
+            select_mechanism(&scram, &pw, None, ScramSupport::ScramPlus),
+            Some(Mechanism::ScramSha256Plus)
+        );
+        assert_eq!(
+            select_mechanism(&scram, &tok, None, ScramSupport::ScramPlus),
+            None
         );
     }
 
@@ -294,7 +383,9 @@ mod tests {
         // RFC 2195 §2 example: user "tim", password "tanstaaftanstaaf".
         let c = Credentials::password("tim", "tanstaaftanstaaf");
         let mut x = Exchange::new(Mechanism::CramMd5);
-        let r = x.respond(b"<1896.697170952@postoffice.reston.mci.net>", &c, false).unwrap();
+        let r = x
+            .respond(b"<1896.697170952@postoffice.reston.mci.net>", &c, false)
+            .unwrap();
         assert_eq!(r, b"tim b913a602c7eda7a495b4e6e7334d3890");
     }
 
@@ -306,7 +397,9 @@ mod tests {
             x.initial_response(&c).unwrap(),
             b"user=someone@example.com\x01auth=Bearer ya29.token\x01\x01"
         );
-        let r = x.respond(br#"{"status":"401","schemes":"bearer"}"#, &c, true).unwrap();
+        let r = x
+            .respond(br#"{"status":"401","schemes":"bearer"}"#, &c, true)
+            .unwrap();
         assert!(r.is_empty());
         assert!(x.error_details.unwrap().contains("401"));
     }
@@ -315,12 +408,18 @@ mod tests {
     fn oauthbearer_format() {
         let c = Credentials::oauth2("a,b=c", "tok");
         let x = Exchange::new(Mechanism::OAuthBearer);
-        assert_eq!(x.initial_response(&c).unwrap(), b"n,a=a=2Cb=3Dc,\x01auth=Bearer tok\x01\x01");
+        assert_eq!(
+            x.initial_response(&c).unwrap(),
+            b"n,a=a=2Cb=3Dc,\x01auth=Bearer tok\x01\x01"
+        );
     }
 
     #[test]
     fn redaction() {
-        assert_eq!(redact_command(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"), "AUTH PLAIN <redacted>");
+        assert_eq!(
+            redact_command(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+            "AUTH PLAIN <redacted>"
+        );
         assert_eq!(redact_command(b"AUTH LOGIN\r\n"), "AUTH LOGIN");
         assert_eq!(redact_command(b"MAIL FROM:<a@b>\r\n"), "MAIL FROM:<a@b>");
     }

@@ -4,10 +4,10 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as BASE64_NOPAD};
 use bytes::Bytes;
 
-use crate::auth::{self, Exchange};
+use crate::auth::{self, Exchange, Mechanism, ScramSupport, StepError};
 use crate::body::DotStuffer;
 use crate::capability::{Capabilities, Extension};
 use crate::command::Command;
@@ -21,6 +21,7 @@ use crate::event::{
 use crate::framer::ReplyFramer;
 use crate::path::{BodyType, MailParameters, ReversePath};
 use crate::reply::{Reply, ReplyCode};
+use crate::scram::{Binding, Scram, ScramError};
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets; RFC 4954 §4: an AUTH initial response that would
 /// exceed it is sent after an empty `334` instead.
@@ -82,7 +83,9 @@ enum Hello {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Waiting for the adapter's TLS handshake (`implicit`: at the start of the connection).
-    Handshake { implicit: bool },
+    Handshake {
+        implicit: bool,
+    },
     /// Greeting, EHLO, STARTTLS and AUTH: one command at a time.
     Opening,
     /// `Ready` was emitted: transactions, NOOP and QUIT are allowed.
@@ -159,7 +162,10 @@ impl Wire {
 }
 
 fn printable(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).chars().filter(|c| !c.is_control()).collect()
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
 }
 
 #[derive(Debug)]
@@ -195,7 +201,10 @@ impl Transaction {
         self.rcpt_replies
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.as_ref().is_some_and(|r| r.code().is_positive_completion()))
+            .filter(|(_, r)| {
+                r.as_ref()
+                    .is_some_and(|r| r.code().is_positive_completion())
+            })
             .map(|(i, _)| i)
     }
 
@@ -212,11 +221,16 @@ impl Transaction {
     /// Builds the report. `interrupted` is the session error when the transaction did not reach its end.
     fn into_report(self, lmtp: bool, interrupted: Option<Error>) -> TransactionReport {
         let n = self.envelope.recipients.len();
-        let final_positive = self.final_reply.as_ref().map(|r| r.code().is_positive_completion());
+        let final_positive = self
+            .final_reply
+            .as_ref()
+            .map(|r| r.code().is_positive_completion());
         let mut recipients = Vec::with_capacity(n);
         for (i, rcpt) in self.envelope.recipients.into_iter().enumerate() {
             let rcpt_reply = self.rcpt_replies[i].clone();
-            let rcpt_ok = rcpt_reply.as_ref().is_some_and(|r| r.code().is_positive_completion());
+            let rcpt_ok = rcpt_reply
+                .as_ref()
+                .is_some_and(|r| r.code().is_positive_completion());
             let data_reply = if !rcpt_ok {
                 None
             } else if lmtp {
@@ -224,7 +238,10 @@ impl Transaction {
             } else {
                 self.final_reply.clone()
             };
-            let accepted = rcpt_ok && data_reply.as_ref().is_some_and(|r| r.code().is_positive_completion());
+            let accepted = rcpt_ok
+                && data_reply
+                    .as_ref()
+                    .is_some_and(|r| r.code().is_positive_completion());
             recipients.push(RecipientReport {
                 address: rcpt.address,
                 rcpt_reply,
@@ -321,6 +338,8 @@ pub struct Client {
     overall_deadline: Option<Instant>,
     /// The first bytes of the greeting, kept until they can be classified.
     greeting_probe: Vec<u8>,
+    /// TLS channel-binding data (`tls-exporter`, RFC 9266) given by the adapter, for SCRAM-SHA-256-PLUS.
+    channel_binding: Option<Vec<u8>>,
 }
 
 impl Client {
@@ -354,6 +373,7 @@ impl Client {
             closing_error: None,
             overall_deadline: config.timeouts.overall.map(|d| now + d),
             greeting_probe: Vec::new(),
+            channel_binding: None,
             config,
         };
         if implicit {
@@ -386,7 +406,10 @@ impl Client {
 
     /// True when a new transaction can start right now: ready, no transaction, nothing outstanding.
     pub fn is_idle(&self) -> bool {
-        self.phase == Phase::Ready && self.tx.is_none() && self.wire.pending.is_empty() && !self.quit_requested
+        self.phase == Phase::Ready
+            && self.tx.is_none()
+            && self.wire.pending.is_empty()
+            && !self.quit_requested
     }
 
     /// True once [`Event::Closed`] has been queued.
@@ -408,9 +431,15 @@ impl Client {
         }
         match self.phase {
             Phase::Handshake { implicit: false } => {
-                return self.close(Some(Error::new(ErrorKind::ResponseInjection, Stage::TlsHandshake, None)));
+                return self.close(Some(Error::new(
+                    ErrorKind::ResponseInjection,
+                    Stage::TlsHandshake,
+                    None,
+                )));
             }
-            Phase::Handshake { implicit: true } => return self.tls_failed(now, bytes, "plaintext bytes before TLS"),
+            Phase::Handshake { implicit: true } => {
+                return self.tls_failed(now, bytes, "plaintext bytes before TLS");
+            }
             _ => {}
         }
         if self.wire.pending.front() == Some(&Pending::Greeting) && self.greeting_probe.len() < 4 {
@@ -430,10 +459,15 @@ impl Client {
                 Ok(None) => break,
                 Ok(Some(reply)) => self.on_reply(now, reply),
             }
-            if self.phase == (Phase::Handshake { implicit: false }) && (!bytes.is_empty() || !self.framer.is_empty())
+            if self.phase == (Phase::Handshake { implicit: false })
+                && (!bytes.is_empty() || !self.framer.is_empty())
             {
                 // RFC 3207 §4.2 / CVE-2011-0411: nothing may follow the 220 in plaintext.
-                return self.close(Some(Error::new(ErrorKind::ResponseInjection, Stage::StartTls, None)));
+                return self.close(Some(Error::new(
+                    ErrorKind::ResponseInjection,
+                    Stage::StartTls,
+                    None,
+                )));
             }
         }
     }
@@ -455,7 +489,9 @@ impl Client {
 
     /// Tells the machine that time has passed. Early or repeated calls are harmless no-ops.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let Some(deadline) = self.poll_timeout() else { return };
+        let Some(deadline) = self.poll_timeout() else {
+            return;
+        };
         if now < deadline {
             return;
         }
@@ -466,7 +502,8 @@ impl Client {
         let stage = self.stage();
         let kind = match (stage, self.config.port) {
             (Stage::Greeting, Some(port))
-                if self.config.tls != TlsPolicy::Implicit && diagnose::is_implicit_tls_port(port) =>
+                if self.config.tls != TlsPolicy::Implicit
+                    && diagnose::is_implicit_tls_port(port) =>
             {
                 ErrorKind::ModeMismatch(Mismatch::ImplicitTlsExpected { port })
             }
@@ -478,14 +515,28 @@ impl Client {
     /// The TLS handshake requested by [`Event::StartTls`] succeeded. The capabilities learnt before are forgotten
     /// and EHLO is sent again (RFC 3207 §4.2); with implicit TLS the greeting is awaited next.
     pub fn tls_established(&mut self, now: Instant) -> Result<(), UsageError> {
+        self.tls_established_with_binding(now, None)
+    }
+
+    /// Like [`tls_established`](Self::tls_established), also giving the TLS session's channel-binding data: the
+    /// `tls-exporter` value (RFC 9266: 32 bytes exported with the label `EXPORTER-Channel-Binding` and no context).
+    /// It enables SCRAM-SHA-256-PLUS, which ties the authentication to this TLS session so that a man in the middle
+    /// holding another certificate cannot relay it.
+    pub fn tls_established_with_binding(
+        &mut self,
+        now: Instant,
+        tls_exporter: Option<Vec<u8>>,
+    ) -> Result<(), UsageError> {
         let Phase::Handshake { implicit } = self.phase else {
             return Err(UsageError::TlsNotExpected);
         };
+        self.channel_binding = tls_exporter;
         self.tls_active = true;
         self.capabilities = None;
         self.phase = Phase::Opening;
         self.wire.anchor = now;
-        self.wire.note(Direction::Client, now, || "[TLS established]".to_owned());
+        self.wire
+            .note(Direction::Client, now, || "[TLS established]".to_owned());
         if implicit {
             self.wire.pending.push_back(Pending::Greeting);
         } else {
@@ -528,7 +579,10 @@ impl Client {
         if envelope.recipients.is_empty() {
             return Err(UsageError::NoRecipients);
         }
-        let caps = self.capabilities.as_ref().expect("Ready implies capabilities");
+        let caps = self
+            .capabilities
+            .as_ref()
+            .expect("Ready implies capabilities");
         let mut params = envelope.params.clone();
         if let Some(address) = non_ascii_address(&envelope) {
             if !caps.supports(Extension::SmtpUtf8) {
@@ -562,7 +616,10 @@ impl Client {
         }
         let wants_dsn = params.ret.is_some()
             || params.envid.is_some()
-            || envelope.recipients.iter().any(|r| r.params.notify.is_some() || r.params.orcpt.is_some());
+            || envelope
+                .recipients
+                .iter()
+                .any(|r| r.params.notify.is_some() || r.params.orcpt.is_some());
         if wants_dsn && !caps.supports(Extension::Dsn) {
             return Err(UsageError::DsnUnsupported);
         }
@@ -679,7 +736,9 @@ impl Client {
                 self.wire.pending.push_back(Pending::Final);
                 let bytes = tx.body_bytes;
                 let at = self.wire.anchor;
-                self.wire.note(Direction::Client, at, || format!("[message body: {bytes} bytes]"));
+                self.wire.note(Direction::Client, at, || {
+                    format!("[message body: {bytes} bytes]")
+                });
                 self.wire.note(Direction::Client, at, || ".".to_owned());
             }
             BodyMode::Bdat { binary } => {
@@ -756,7 +815,9 @@ impl Client {
         if self.phase == Phase::Closed {
             return None;
         }
-        let stage = self.awaited_stage().map(|s| self.wire.anchor + self.config.timeouts.for_stage(s));
+        let stage = self
+            .awaited_stage()
+            .map(|s| self.wire.anchor + self.config.timeouts.for_stage(s));
         match (stage, self.overall_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -773,7 +834,9 @@ impl Client {
         match self.phase {
             Phase::Handshake { .. } => Some(Stage::TlsHandshake),
             Phase::Quitting => Some(Stage::Quit),
-            Phase::Ready if self.tx.as_ref().is_some_and(|t| t.body_open()) => Some(Stage::DataBlock),
+            Phase::Ready if self.tx.as_ref().is_some_and(|t| t.body_open()) => {
+                Some(Stage::DataBlock)
+            }
             _ => None,
         }
     }
@@ -784,7 +847,11 @@ impl Client {
     }
 
     fn pipelining(&self) -> bool {
-        self.config.pipelining && self.capabilities.as_ref().is_some_and(|c| c.supports(Extension::Pipelining))
+        self.config.pipelining
+            && self
+                .capabilities
+                .as_ref()
+                .is_some_and(|c| c.supports(Extension::Pipelining))
     }
 
     fn close(&mut self, error: Option<Error>) {
@@ -793,7 +860,8 @@ impl Client {
         }
         if let Some(tx) = self.tx.take() {
             let report = tx.into_report(self.config.protocol == Protocol::Lmtp, error.clone());
-            self.events.push_back(Event::TransactionComplete(Box::new(report)));
+            self.events
+                .push_back(Event::TransactionComplete(Box::new(report)));
         }
         self.wire.out.clear();
         self.wire.pending.clear();
@@ -830,7 +898,11 @@ impl Client {
             Pending::Auth => self.on_auth(reply),
             Pending::Rset => {
                 if !reply.code().is_positive_completion() {
-                    self.close(Some(Error::new(ErrorKind::CommandRejected, Stage::Rset, Some(reply))));
+                    self.close(Some(Error::new(
+                        ErrorKind::CommandRejected,
+                        Stage::Rset,
+                        Some(reply),
+                    )));
                 }
             }
             Pending::Noop => self.events.push_back(Event::NoopReply { reply }),
@@ -847,7 +919,11 @@ impl Client {
             self.send_hello();
         } else {
             // RFC 5321 §3.1: after a 554 greeting the client should QUIT and wait for the server's answer.
-            self.closing_error = Some(Error::new(ErrorKind::GreetingRejected, Stage::Greeting, Some(reply)));
+            self.closing_error = Some(Error::new(
+                ErrorKind::GreetingRejected,
+                Stage::Greeting,
+                Some(reply),
+            ));
             self.phase = Phase::Quitting;
             self.quit_requested = true;
             self.flush_quit();
@@ -884,12 +960,19 @@ impl Client {
             // RFC 5321 §4.1.4 / §3.2: an old server that does not know EHLO; HELO offers no extension.
             return self.send_hello_kind(Hello::Helo);
         }
-        self.close(Some(Error::new(ErrorKind::CommandRejected, Stage::Ehlo, Some(reply))));
+        self.close(Some(Error::new(
+            ErrorKind::CommandRejected,
+            Stage::Ehlo,
+            Some(reply),
+        )));
     }
 
     fn after_hello(&mut self) {
         let caps = self.capabilities.as_ref().expect("set before");
-        let wants_tls = matches!(self.config.tls, TlsPolicy::StartTlsRequired | TlsPolicy::StartTlsOpportunistic);
+        let wants_tls = matches!(
+            self.config.tls,
+            TlsPolicy::StartTlsRequired | TlsPolicy::StartTlsOpportunistic
+        );
         if !self.tls_active && wants_tls && !self.starttls_attempted {
             if caps.supports(Extension::StartTls) {
                 self.starttls_attempted = true;
@@ -897,28 +980,62 @@ impl Client {
                 return;
             }
             if self.config.tls == TlsPolicy::StartTlsRequired {
-                return self.close(Some(Error::new(ErrorKind::StartTlsUnavailable, Stage::Ehlo, None)));
+                return self.close(Some(Error::new(
+                    ErrorKind::StartTlsUnavailable,
+                    Stage::Ehlo,
+                    None,
+                )));
             }
         }
         if let Some(credentials) = &self.config.credentials
             && !self.authenticated
         {
             if !self.tls_active && !self.config.allow_insecure_auth {
-                return self.close(Some(Error::new(ErrorKind::AuthRequiresTls, Stage::Auth, None)));
+                return self.close(Some(Error::new(
+                    ErrorKind::AuthRequiresTls,
+                    Stage::Auth,
+                    None,
+                )));
             }
             let offered = caps.auth_mechanisms();
-            let Some(mechanism) = auth::select_mechanism(offered, credentials, self.config.mechanisms.as_deref())
+            let scram = match (&self.config.sasl_random, &self.channel_binding) {
+                (None, _) => ScramSupport::Unavailable,
+                (Some(_), None) => ScramSupport::Scram,
+                (Some(_), Some(_)) => ScramSupport::ScramPlus,
+            };
+            let preference = self.config.mechanisms.as_deref();
+            let Some(mechanism) = auth::select_mechanism(offered, credentials, preference, scram)
             else {
                 let kind = ErrorKind::AuthUnavailable {
                     offered: offered.to_vec(),
                 };
                 return self.close(Some(Error::new(kind, Stage::Auth, None)));
             };
-            let exchange = Exchange::new(mechanism);
+            let mut exchange = Exchange::new(mechanism);
+            if let Some(random) = &self.config.sasl_random
+                && matches!(
+                    exchange.mechanism(),
+                    Mechanism::ScramSha256 | Mechanism::ScramSha256Plus
+                )
+            {
+                // RFC 5802 §5.1: "y" when the client could bind but the server offers no -PLUS (downgrade check).
+                let binding = match &self.channel_binding {
+                    Some(data) if *exchange.mechanism() == Mechanism::ScramSha256Plus => {
+                        Binding::TlsExporter(data.clone())
+                    }
+                    Some(_) if !offered.contains(&Mechanism::ScramSha256Plus) => {
+                        Binding::NotOffered
+                    }
+                    _ => Binding::Unavailable,
+                };
+                let nonce = BASE64_NOPAD.encode(random);
+                exchange.scram = Some(Scram::new(credentials.username(), &nonce, binding));
+            }
             let initial = exchange.initial_response(credentials);
-            let fits = initial
-                .as_ref()
-                .is_some_and(|r| 6 + exchange.mechanism().as_str().len() + r.len().div_ceil(3) * 4 + 2 <= MAX_COMMAND_LINE);
+            let fits = initial.as_ref().is_some_and(|r| {
+                6 + exchange.mechanism().as_str().len() + r.len().div_ceil(3) * 4 + 2
+                    <= MAX_COMMAND_LINE
+            });
             let initial = if fits { initial } else { None };
             self.wire.send(
                 Command::Auth {
@@ -947,7 +1064,11 @@ impl Client {
             self.phase = Phase::Handshake { implicit: false };
             self.events.push_back(Event::StartTls);
         } else if self.config.tls == TlsPolicy::StartTlsRequired {
-            self.close(Some(Error::new(ErrorKind::StartTlsRejected, Stage::StartTls, Some(reply))));
+            self.close(Some(Error::new(
+                ErrorKind::StartTlsRejected,
+                Stage::StartTls,
+                Some(reply),
+            )));
         } else {
             self.after_hello();
         }
@@ -955,10 +1076,22 @@ impl Client {
 
     fn on_auth(&mut self, reply: Reply) {
         let Some((mut exchange, sent_initial, rounds)) = self.auth.take() else {
-            return self.close(Some(Error::new(ErrorKind::UnexpectedReply, Stage::Auth, Some(reply))));
+            return self.close(Some(Error::new(
+                ErrorKind::UnexpectedReply,
+                Stage::Auth,
+                Some(reply),
+            )));
         };
         let code = reply.code();
         if code.is_positive_completion() {
+            if exchange.scram.as_ref().is_some_and(|s| !s.verified()) {
+                // RFC 5802 §5.1: the client must verify the server signature before trusting the outcome.
+                return self.close(Some(Error::new(
+                    ErrorKind::AuthServerNotVerified,
+                    Stage::Auth,
+                    Some(reply),
+                )));
+            }
             self.authenticated = true;
             return self.become_ready();
         }
@@ -969,26 +1102,54 @@ impl Client {
             return self.close(Some(Error::new(kind, Stage::Auth, Some(reply))));
         }
         if rounds >= self.config.max_auth_rounds {
-            return self.close(Some(Error::new(ErrorKind::AuthProtocol, Stage::Auth, Some(reply))));
+            return self.close(Some(Error::new(
+                ErrorKind::AuthProtocol,
+                Stage::Auth,
+                Some(reply),
+            )));
         }
         let text = reply.lines().next().unwrap_or_default().trim_ascii();
         let Ok(challenge) = BASE64.decode(text) else {
-            return self.close(Some(Error::new(ErrorKind::AuthProtocol, Stage::Auth, Some(reply))));
+            return self.close(Some(Error::new(
+                ErrorKind::AuthProtocol,
+                Stage::Auth,
+                Some(reply),
+            )));
         };
-        let credentials = self.config.credentials.as_ref().expect("AUTH only starts with credentials");
+        let credentials = self
+            .config
+            .credentials
+            .as_ref()
+            .expect("AUTH only starts with credentials");
         match exchange.respond(&challenge, credentials, sent_initial) {
             Ok(response) => {
-                self.wire.send(Command::AuthResponse(&response), Some(Pending::Auth));
+                self.wire
+                    .send(Command::AuthResponse(&response), Some(Pending::Auth));
                 self.auth = Some((exchange, sent_initial, rounds + 1));
             }
-            Err(_) => self.close(Some(Error::new(ErrorKind::AuthProtocol, Stage::Auth, Some(reply)))),
+            Err(e) => {
+                let kind = match e {
+                    StepError::Scram(ScramError::ServerNotVerified) => {
+                        ErrorKind::AuthServerNotVerified
+                    }
+                    StepError::Scram(ScramError::Server(details)) => ErrorKind::AuthFailed {
+                        details: Some(details),
+                    },
+                    _ => ErrorKind::AuthProtocol,
+                };
+                self.close(Some(Error::new(kind, Stage::Auth, Some(reply))))
+            }
         }
     }
 
     fn on_tx_reply(&mut self, pending: Pending, reply: Reply) {
         let lmtp = self.config.protocol == Protocol::Lmtp;
         let Some(tx) = self.tx.as_mut() else {
-            return self.close(Some(Error::new(ErrorKind::UnexpectedReply, pending.stage(), Some(reply))));
+            return self.close(Some(Error::new(
+                ErrorKind::UnexpectedReply,
+                pending.stage(),
+                Some(reply),
+            )));
         };
         let code = reply.code();
         let mut done = false;
@@ -1005,7 +1166,11 @@ impl Client {
                     tx.accepted += 1;
                 }
                 tx.rcpt_replies[index] = Some(reply.clone());
-                self.events.push_back(Event::RecipientReply { id: tx.id, index, reply });
+                self.events.push_back(Event::RecipientReply {
+                    id: tx.id,
+                    index,
+                    reply,
+                });
                 if tx.rcpts_answered == tx.envelope.recipients.len() && tx.accepted == 0 {
                     tx.fail(Stage::Rcpt, None);
                 }
@@ -1023,7 +1188,11 @@ impl Client {
                         self.events.push_back(Event::ReadyForBody { id: tx.id });
                     }
                 } else if code.is_positive_completion() || code.is_positive_intermediate() {
-                    return self.close(Some(Error::new(ErrorKind::UnexpectedReply, Stage::DataInit, Some(reply))));
+                    return self.close(Some(Error::new(
+                        ErrorKind::UnexpectedReply,
+                        Stage::DataInit,
+                        Some(reply),
+                    )));
                 } else {
                     tx.fail(Stage::DataInit, Some(reply));
                 }
@@ -1062,7 +1231,8 @@ impl Client {
         let Some(tx) = self.tx.take() else { return };
         let report = tx.into_report(self.config.protocol == Protocol::Lmtp, None);
         let delivered = report.outcome.is_delivered();
-        self.events.push_back(Event::TransactionComplete(Box::new(report)));
+        self.events
+            .push_back(Event::TransactionComplete(Box::new(report)));
         if !delivered && self.phase == Phase::Ready {
             // Leave no half-open transaction behind (RFC 5321 §4.1.1.5).
             self.wire.send(Command::Rset, Some(Pending::Rset));
@@ -1071,7 +1241,11 @@ impl Client {
     }
 
     fn flush_quit(&mut self) {
-        if self.quit_requested && !self.quit_sent && self.tx.is_none() && (self.pipelining() || self.wire.pending.is_empty()) {
+        if self.quit_requested
+            && !self.quit_sent
+            && self.tx.is_none()
+            && (self.pipelining() || self.wire.pending.is_empty())
+        {
             self.quit_sent = true;
             self.wire.send(Command::Quit, Some(Pending::Quit));
         }
@@ -1129,10 +1303,15 @@ impl Client {
                     return;
                 }
                 let size = tx.chunk.len() as u64;
-                wire.send(Command::Bdat { size, last }, Some(if last { Pending::Final } else { Pending::Bdat }));
+                wire.send(
+                    Command::Bdat { size, last },
+                    Some(if last { Pending::Final } else { Pending::Bdat }),
+                );
                 wire.out.extend_from_slice(&tx.chunk);
                 tx.chunk.clear();
-                wire.note(Direction::Client, wire.anchor, || format!("[{size} bytes of message data]"));
+                wire.note(Direction::Client, wire.anchor, || {
+                    format!("[{size} bytes of message data]")
+                });
                 tx.in_flight += 1;
                 tx.end_sent = last;
             }

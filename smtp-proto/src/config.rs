@@ -156,6 +156,9 @@ pub struct Config {
     pub max_buffered_body: usize,
     /// The most `334` challenges one AUTH exchange may take before the machine gives up.
     pub max_auth_rounds: u8,
+    /// Fresh random bytes for SASL nonces (SCRAM, RFC 5802). The core reads no randomness of its own: adapters fill
+    /// this from the operating system for every connection. Without it SCRAM is not chosen.
+    pub sasl_random: Option<[u8; 18]>,
 }
 
 impl Config {
@@ -224,6 +227,7 @@ impl Default for Config {
             transcript: false,
             max_buffered_body: 256 * 1024,
             max_auth_rounds: 8,
+            sasl_random: None,
         }
     }
 }

@@ -31,7 +31,11 @@ pub fn classify(first: &[u8]) -> PeerSpeaks {
             Some(_) => PeerSpeaks::Other,
         },
         [d, ..] if d.is_ascii_digit() => {
-            let digits = first.iter().take(3).take_while(|b| b.is_ascii_digit()).count();
+            let digits = first
+                .iter()
+                .take(3)
+                .take_while(|b| b.is_ascii_digit())
+                .count();
             match (digits, first.get(3)) {
                 (3, Some(b' ' | b'-' | b'\r' | b'\n')) => PeerSpeaks::SmtpReply,
                 (n, None) if n == first.len() => PeerSpeaks::Undecided,
@@ -107,7 +111,10 @@ mod tests {
         assert_eq!(classify(b"220 mx ESMTP\r\n"), PeerSpeaks::SmtpReply);
         assert_eq!(classify(b"220-mx\r\n"), PeerSpeaks::SmtpReply);
         assert_eq!(classify(b"22"), PeerSpeaks::Undecided);
-        assert_eq!(classify(&[0x16, 0x03, 0x01, 0x02, 0x00]), PeerSpeaks::TlsRecord);
+        assert_eq!(
+            classify(&[0x16, 0x03, 0x01, 0x02, 0x00]),
+            PeerSpeaks::TlsRecord
+        );
         assert_eq!(classify(&[0x15, 0x03, 0x03]), PeerSpeaks::TlsRecord);
         assert_eq!(classify(&[0x16]), PeerSpeaks::Undecided);
         assert_eq!(classify(b"HTTP/1.1 400"), PeerSpeaks::Other);
@@ -118,7 +125,10 @@ mod tests {
     fn messages_name_the_fix() {
         let m = Mismatch::ImplicitTlsExpected { port: 465 }.to_string();
         assert!(m.contains("implicit TLS (smtps://"), "{m}");
-        let m = Mismatch::ServerSpeaksPlaintext { observed: excerpt(b"220 mx ESMTP\r\n") }.to_string();
+        let m = Mismatch::ServerSpeaksPlaintext {
+            observed: excerpt(b"220 mx ESMTP\r\n"),
+        }
+        .to_string();
         assert!(m.contains("use STARTTLS"), "{m}");
         assert!(m.contains("220 mx ESMTP"), "{m}");
     }

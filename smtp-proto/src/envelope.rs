@@ -38,7 +38,10 @@ pub struct Envelope {
 
 impl Envelope {
     /// An envelope with default parameters.
-    pub fn new(from: impl Into<ReversePath>, recipients: impl IntoIterator<Item = Address>) -> Self {
+    pub fn new(
+        from: impl Into<ReversePath>,
+        recipients: impl IntoIterator<Item = Address>,
+    ) -> Self {
         Self {
             from: from.into(),
             recipients: recipients.into_iter().map(Recipient::from).collect(),

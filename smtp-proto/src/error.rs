@@ -60,7 +60,9 @@ impl Stage {
             Self::Rcpt => "RCPT TO",
             Self::DataInit => "DATA",
             Self::DataBlock => "sending the message body",
-            Self::DataTermination => "waiting for the server to accept the message (after the final dot)",
+            Self::DataTermination => {
+                "waiting for the server to accept the message (after the final dot)"
+            }
             Self::Rset => "RSET",
             Self::Noop => "NOOP",
             Self::Quit => "QUIT",
@@ -114,6 +116,8 @@ pub enum ErrorKind {
     },
     /// The AUTH exchange broke its protocol (too many challenges, undecodable challenge).
     AuthProtocol,
+    /// SCRAM: the server could not prove that it knows the password (RFC 5802 §5.1 `v=`); it may be an impostor.
+    AuthServerNotVerified,
     /// The TLS mode does not match what the server speaks; the text names the fix.
     ModeMismatch(Mismatch),
     /// The TLS handshake failed (reported by the adapter).
@@ -155,7 +159,9 @@ impl Error {
     /// True when trying again later may succeed: timeouts, lost connections, `4xx` replies.
     pub fn is_transient(&self) -> bool {
         match &self.kind {
-            ErrorKind::Timeout | ErrorKind::ConnectionClosed | ErrorKind::ServiceNotAvailable => true,
+            ErrorKind::Timeout | ErrorKind::ConnectionClosed | ErrorKind::ServiceNotAvailable => {
+                true
+            }
             ErrorKind::ModeMismatch(_)
             | ErrorKind::ResponseInjection
             | ErrorKind::AuthRequiresTls
@@ -164,7 +170,8 @@ impl Error {
             | ErrorKind::Tls { .. }
             | ErrorKind::Reply(_)
             | ErrorKind::UnexpectedReply
-            | ErrorKind::AuthProtocol => false,
+            | ErrorKind::AuthProtocol
+            | ErrorKind::AuthServerNotVerified => false,
             _ => self.reply.as_ref().is_some_and(|r| r.code().is_transient()),
         }
     }
@@ -215,6 +222,10 @@ impl fmt::Display for Error {
                 }
             }
             ErrorKind::AuthProtocol => f.write_str("the AUTH exchange broke its protocol; closing")?,
+            ErrorKind::AuthServerNotVerified => f.write_str(
+                "the server could not prove it knows the password (SCRAM server signature mismatch); it may be an \
+                 impostor, so the session was closed",
+            )?,
             ErrorKind::ModeMismatch(m) => write!(f, "{m}")?,
             ErrorKind::Tls { details } => write!(f, "TLS failed during {stage}: {details}")?,
         }

@@ -8,7 +8,7 @@
 //!
 //! What it covers: reply framing and parsing with size caps (RFC 5321 §4.2), enhanced status codes (RFC 3463),
 //! EHLO capabilities, HELO fallback, LMTP (RFC 2033), STARTTLS hand-off with response-injection defence (RFC 3207),
-//! AUTH PLAIN, LOGIN, CRAM-MD5, XOAUTH2 and OAUTHBEARER (RFC 4954, 4616, 7628), PIPELINING (RFC 2920), CHUNKING
+//! AUTH SCRAM-SHA-256(-PLUS), CRAM-MD5, PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER (RFC 4954, 7677, 9266, 4616, 7628), PIPELINING (RFC 2920), CHUNKING
 //! (RFC 3030), streaming dot-stuffing that also neutralises bare CR/LF (SMTP smuggling), per-recipient results, and
 //! a deadline for every stage (RFC 5321 §4.5.3.2).
 //!
@@ -109,9 +109,10 @@ pub mod event;
 pub mod framer;
 pub mod path;
 pub mod reply;
+mod scram;
 pub mod timer;
 
-pub use auth::Mechanism;
+pub use auth::{Mechanism, ScramSupport};
 pub use body::DotStuffer;
 pub use capability::{Capabilities, Extension, MailLimits};
 pub use client::Client;
@@ -120,8 +121,12 @@ pub use config::{Config, Credentials, Protocol, Secret, TlsPolicy};
 pub use diagnose::{Mismatch, PeerSpeaks};
 pub use envelope::{Envelope, Recipient};
 pub use error::{Error, ErrorKind, Stage, UsageError};
-pub use event::{Direction, Event, Outcome, RecipientReport, TransactionId, TransactionReport, TranscriptEntry};
+pub use event::{
+    Direction, Event, Outcome, RecipientReport, TransactionId, TransactionReport, TranscriptEntry,
+};
 pub use framer::{ReplyError, ReplyFramer, ReplyLimits};
-pub use path::{Address, AddressError, BodyType, ClientId, MailParameters, RcptParameters, ReversePath};
+pub use path::{
+    Address, AddressError, BodyType, ClientId, MailParameters, RcptParameters, ReversePath,
+};
 pub use reply::{EnhancedCode, Reply, ReplyClass, ReplyCode};
 pub use timer::Timeouts;

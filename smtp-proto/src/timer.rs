@@ -168,7 +168,12 @@ mod tests {
     #[test]
     fn capped_caps_every_stage() {
         let t = Timeouts::rfc5321().capped(Duration::from_secs(7));
-        for s in [Stage::Greeting, Stage::Mail, Stage::DataTermination, Stage::Quit] {
+        for s in [
+            Stage::Greeting,
+            Stage::Mail,
+            Stage::DataTermination,
+            Stage::Quit,
+        ] {
             assert_eq!(t.for_stage(s), Duration::from_secs(7));
         }
     }

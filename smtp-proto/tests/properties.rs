@@ -45,11 +45,15 @@ fn run(splits: &[Vec<usize>]) -> (Vec<u8>, Vec<String>) {
             log.push(format!("{e:?}"));
             match e {
                 Event::StartTls => {
-                    client.tls_established(now).unwrap_or_else(|e| panic!("{e:?} {log:#?}"));
+                    client
+                        .tls_established(now)
+                        .unwrap_or_else(|e| panic!("{e:?} {log:#?}"));
                     acted = true;
                 }
                 Event::Ready { .. } => {
-                    client.send_mail(envelope("a@x.org", &["b@x.org", "c@x.org", "d@x.org"])).unwrap();
+                    client
+                        .send_mail(envelope("a@x.org", &["b@x.org", "c@x.org", "d@x.org"]))
+                        .unwrap();
                     acted = true;
                 }
                 Event::ReadyForBody { .. } => {
@@ -60,7 +64,9 @@ fn run(splits: &[Vec<usize>]) -> (Vec<u8>, Vec<String>) {
                 Event::TransactionComplete(_) => {
                     *sent += 1;
                     if *sent == 1 {
-                        client.send_mail(envelope("a@x.org", &["b@x.org"])).unwrap_or_else(|e| panic!("{e:?} {log:#?}"));
+                        client
+                            .send_mail(envelope("a@x.org", &["b@x.org"]))
+                            .unwrap_or_else(|e| panic!("{e:?} {log:#?}"));
                     } else {
                         client.quit();
                     }
@@ -100,10 +106,19 @@ fn run(splits: &[Vec<usize>]) -> (Vec<u8>, Vec<String>) {
 fn the_script_runs_to_a_clean_end() {
     let (wire, log) = run(&vec![vec![]; 7]);
     let text = String::from_utf8_lossy(&wire);
-    assert!(text.starts_with("EHLO localhost\r\nSTARTTLS\r\nEHLO localhost\r\nAUTH PLAIN "), "{text}");
+    assert!(
+        text.starts_with("EHLO localhost\r\nSTARTTLS\r\nEHLO localhost\r\nAUTH PLAIN "),
+        "{text}"
+    );
     assert!(text.ends_with("RSET\r\nQUIT\r\n"), "{text}");
-    assert!(log.last().unwrap().contains("Closed { error: None }"), "{log:#?}");
-    let completes: Vec<&String> = log.iter().filter(|l| l.starts_with("TransactionComplete")).collect();
+    assert!(
+        log.last().unwrap().contains("Closed { error: None }"),
+        "{log:#?}"
+    );
+    let completes: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("TransactionComplete"))
+        .collect();
     assert_eq!(completes.len(), 2);
     assert!(completes[0].contains("PartiallyAccepted"));
     assert!(completes[1].contains("Rejected"));

@@ -8,7 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::*;
 use smtp_proto::{
-    Config, Credentials, ErrorKind, Event, Mechanism, Mismatch, Outcome, Protocol, Stage, TlsPolicy, UsageError,
+    Config, Credentials, ErrorKind, Event, Mechanism, Mismatch, Outcome, Protocol, Stage,
+    TlsPolicy, UsageError,
 };
 
 fn send_body(s: &mut Session, body: &[u8]) {
@@ -23,7 +24,12 @@ fn send_body(s: &mut Session, body: &[u8]) {
 #[test]
 fn happy_path_without_pipelining_waits_for_each_reply() {
     let mut s = Session::ready(plain(), EHLO_BASIC);
-    s.client.send_mail(envelope("a@example.org", &["b@example.net", "c@example.net"])).unwrap();
+    s.client
+        .send_mail(envelope(
+            "a@example.org",
+            &["b@example.net", "c@example.net"],
+        ))
+        .unwrap();
     s.drain();
     assert_eq!(s.sent(), "MAIL FROM:<a@example.org>\r\n");
     s.server(b"250 2.1.0 ok\r\n");
@@ -33,7 +39,11 @@ fn happy_path_without_pipelining_waits_for_each_reply() {
     s.server(b"250 2.1.5 ok\r\n");
     assert_eq!(s.sent(), "DATA\r\n");
     assert!(!s.ready_for_body());
-    assert_eq!(s.client.write_body(b"early").unwrap(), 0, "no body before 354");
+    assert_eq!(
+        s.client.write_body(b"early").unwrap(),
+        0,
+        "no body before 354"
+    );
     s.server(b"354 go ahead\r\n");
     assert!(s.ready_for_body());
     send_body(&mut s, b"Subject: x\r\n\r\n.dot\r\nend");
@@ -46,7 +56,11 @@ fn happy_path_without_pipelining_waits_for_each_reply() {
     assert_eq!(r.final_reply.unwrap().code().get(), 250);
     assert_eq!(s.sent(), "", "no RSET after a successful transaction");
     assert!(s.client.is_idle());
-    assert_eq!(s.client.poll_timeout(), None, "an idle session has no deadline");
+    assert_eq!(
+        s.client.poll_timeout(),
+        None,
+        "an idle session has no deadline"
+    );
     s.client.quit();
     s.drain();
     assert_eq!(s.sent(), "QUIT\r\n");
@@ -58,7 +72,12 @@ fn happy_path_without_pipelining_waits_for_each_reply() {
 fn pipelining_sends_envelope_and_data_in_one_write() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
     let writes_before = s.writes.len();
-    s.client.send_mail(envelope("a@example.org", &["b@example.net", "c@example.net"])).unwrap();
+    s.client
+        .send_mail(envelope(
+            "a@example.org",
+            &["b@example.net", "c@example.net"],
+        ))
+        .unwrap();
     s.drain();
     assert_eq!(s.writes.len(), writes_before + 1, "one write");
     assert_eq!(
@@ -76,8 +95,14 @@ fn pipelining_sends_envelope_and_data_in_one_write() {
 fn chunking_small_message_costs_one_write_and_one_round_trip() {
     let mut s = Session::ready(plain(), EHLO_CHUNKING);
     let writes_before = s.writes.len();
-    s.client.send_mail(envelope("a@example.org", &["b@example.net"])).unwrap();
-    assert!(s.client.poll_event().is_some_and(|e| matches!(e, Event::ReadyForBody { .. })));
+    s.client
+        .send_mail(envelope("a@example.org", &["b@example.net"]))
+        .unwrap();
+    assert!(
+        s.client
+            .poll_event()
+            .is_some_and(|e| matches!(e, Event::ReadyForBody { .. }))
+    );
     // Body written before anything is transmitted: everything goes in one write.
     assert_eq!(s.client.write_body(b".x\nline\r\n").unwrap(), 9);
     s.client.finish_body().unwrap();
@@ -98,7 +123,9 @@ fn chunking_streams_several_chunks_and_tracks_each_reply() {
     let mut cfg = plain();
     cfg.max_buffered_body = 8;
     let mut s = Session::ready(cfg, EHLO_CHUNKING);
-    s.client.send_mail(envelope("a@example.org", &["b@example.net"])).unwrap();
+    s.client
+        .send_mail(envelope("a@example.org", &["b@example.net"]))
+        .unwrap();
     s.drain();
     s.sent();
     let body = b"0123456789abcdef";
@@ -115,7 +142,10 @@ fn chunking_streams_several_chunks_and_tracks_each_reply() {
     s.drain();
     let sent = s.sent();
     assert!(sent.starts_with("BDAT "), "{sent}");
-    assert!(sent.ends_with("LAST\r\n") || sent.contains(" LAST\r\n"), "{sent}");
+    assert!(
+        sent.ends_with("LAST\r\n") || sent.contains(" LAST\r\n"),
+        "{sent}"
+    );
     let chunks = sent.matches("BDAT ").count();
     let replies: String = "250 ok\r\n".repeat(chunks + 2);
     s.server(replies.as_bytes());
@@ -135,9 +165,15 @@ fn helo_fallback_when_ehlo_is_unknown() {
         _ => None,
     });
     assert!(ready.unwrap().auth_mechanisms().is_empty());
-    s.client.send_mail(envelope("a@example.org", &["b@example.net"])).unwrap();
+    s.client
+        .send_mail(envelope("a@example.org", &["b@example.net"]))
+        .unwrap();
     s.drain();
-    assert_eq!(s.sent(), "MAIL FROM:<a@example.org>\r\n", "no pipelining without EHLO");
+    assert_eq!(
+        s.sent(),
+        "MAIL FROM:<a@example.org>\r\n",
+        "no pipelining without EHLO"
+    );
 }
 
 #[test]
@@ -168,7 +204,9 @@ fn greeting_554_quits_and_reports_the_refusal() {
 fn many_transactions_on_one_connection_with_rset_after_failure() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
     // 1: rejected at MAIL
-    s.client.send_mail(envelope("a@example.org", &["b@example.net"])).unwrap();
+    s.client
+        .send_mail(envelope("a@example.org", &["b@example.net"]))
+        .unwrap();
     s.drain();
     s.sent();
     s.server(b"550 5.7.1 sender refused\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need RCPT\r\n");
@@ -178,9 +216,14 @@ fn many_transactions_on_one_connection_with_rset_after_failure() {
     assert_eq!(s.sent(), "RSET\r\n");
     s.take_events();
     // 2: accepted, MAIL pipelined behind the RSET
-    s.client.send_mail(envelope("a@example.org", &["b@example.net"])).unwrap();
+    s.client
+        .send_mail(envelope("a@example.org", &["b@example.net"]))
+        .unwrap();
     s.drain();
-    assert_eq!(s.sent(), "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n");
+    assert_eq!(
+        s.sent(),
+        "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n"
+    );
     s.server(b"250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n");
     send_body(&mut s, b"x");
     s.server(b"250 queued\r\n");
@@ -188,7 +231,9 @@ fn many_transactions_on_one_connection_with_rset_after_failure() {
     assert_eq!(s.sent(), "x\r\n.\r\n");
     s.take_events();
     // 3: accepted again, no RSET in between
-    s.client.send_mail(envelope("a@example.org", &["c@example.net"])).unwrap();
+    s.client
+        .send_mail(envelope("a@example.org", &["c@example.net"]))
+        .unwrap();
     s.drain();
     assert!(s.sent().starts_with("MAIL FROM"));
 }
@@ -198,10 +243,19 @@ fn many_transactions_on_one_connection_with_rset_after_failure() {
 #[test]
 fn partial_rcpt_rejection_keeps_the_others() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
-    s.client.send_mail(envelope("a@example.org", &["ok1@x.org", "bad@x.org", "ok2@x.org", "later@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope(
+            "a@example.org",
+            &["ok1@x.org", "bad@x.org", "ok2@x.org", "later@x.org"],
+        ))
+        .unwrap();
     s.drain();
     s.server(b"250 ok\r\n250 ok\r\n550 5.1.1 no such user\r\n250 ok\r\n450 4.2.1 try later\r\n354 go\r\n");
-    let rcpt_events = s.events.iter().filter(|e| matches!(e, Event::RecipientReply { .. })).count();
+    let rcpt_events = s
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::RecipientReply { .. }))
+        .count();
     assert_eq!(rcpt_events, 4);
     send_body(&mut s, b"x\r\n");
     s.server(b"250 queued\r\n");
@@ -209,7 +263,15 @@ fn partial_rcpt_rejection_keeps_the_others() {
     assert_eq!(r.outcome, Outcome::PartiallyAccepted);
     let accepted: Vec<bool> = r.recipients.iter().map(|x| x.accepted).collect();
     assert_eq!(accepted, [true, false, true, false]);
-    assert_eq!(r.recipients[1].reply().unwrap().enhanced().unwrap().to_string(), "5.1.1");
+    assert_eq!(
+        r.recipients[1]
+            .reply()
+            .unwrap()
+            .enhanced()
+            .unwrap()
+            .to_string(),
+        "5.1.1"
+    );
     assert_eq!(r.recipients[0].reply().unwrap().code().get(), 250);
     assert!(r.is_transient(), "a 450 recipient may succeed later");
 }
@@ -217,7 +279,9 @@ fn partial_rcpt_rejection_keeps_the_others() {
 #[test]
 fn all_recipients_rejected_without_pipelining_sends_no_data() {
     let mut s = Session::ready(plain(), EHLO_BASIC);
-    s.client.send_mail(envelope("a@example.org", &["x@x.org", "y@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope("a@example.org", &["x@x.org", "y@x.org"]))
+        .unwrap();
     s.drain();
     s.server(b"250 ok\r\n");
     s.server(b"550 no\r\n");
@@ -227,14 +291,20 @@ fn all_recipients_rejected_without_pipelining_sends_no_data() {
     assert!(sent.ends_with("RSET\r\n"), "{sent}");
     let r = s.report().unwrap();
     assert_eq!(r.outcome, Outcome::Rejected);
-    assert!(r.recipients.iter().all(|x| x.rcpt_reply.as_ref().unwrap().code().get() == 550));
+    assert!(
+        r.recipients
+            .iter()
+            .all(|x| x.rcpt_reply.as_ref().unwrap().code().get() == 550)
+    );
     assert_eq!(s.client.write_body(b"x"), Err(UsageError::NoBodyExpected));
 }
 
 #[test]
 fn all_recipients_rejected_with_pipelining_reads_every_reply() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
-    s.client.send_mail(envelope("a@example.org", &["x@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope("a@example.org", &["x@x.org"]))
+        .unwrap();
     s.drain();
     s.sent();
     s.server(b"250 ok\r\n550 no\r\n");
@@ -247,7 +317,9 @@ fn all_recipients_rejected_with_pipelining_reads_every_reply() {
 #[test]
 fn pipelined_data_accepted_without_recipients_gets_a_lone_dot() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
-    s.client.send_mail(envelope("a@example.org", &["x@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope("a@example.org", &["x@x.org"]))
+        .unwrap();
     s.drain();
     s.sent();
     s.server(b"250 ok\r\n550 no\r\n354 go ahead anyway\r\n");
@@ -262,7 +334,9 @@ fn pipelined_data_accepted_without_recipients_gets_a_lone_dot() {
 #[test]
 fn service_closing_mid_transaction() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
-    s.client.send_mail(envelope("a@example.org", &["b@x.org", "c@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope("a@example.org", &["b@x.org", "c@x.org"]))
+        .unwrap();
     s.drain();
     s.server(b"250 ok\r\n421 4.3.2 shutting down\r\n");
     let r = s.report().unwrap();
@@ -300,7 +374,9 @@ fn service_closing_in_every_opening_state() {
 #[test]
 fn connection_lost_after_final_dot_is_unknown_never_sent() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
-    s.client.send_mail(envelope("a@example.org", &["b@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope("a@example.org", &["b@x.org"]))
+        .unwrap();
     s.drain();
     s.server(b"250 ok\r\n250 ok\r\n354 go\r\n");
     send_body(&mut s, b"hello\r\n");
@@ -316,7 +392,9 @@ fn connection_lost_after_final_dot_is_unknown_never_sent() {
 #[test]
 fn connection_lost_before_final_dot_is_not_sent() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
-    s.client.send_mail(envelope("a@example.org", &["b@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope("a@example.org", &["b@x.org"]))
+        .unwrap();
     s.drain();
     s.server(b"250 ok\r\n250 ok\r\n354 go\r\n");
     s.client.write_body(b"partial").unwrap();
@@ -351,18 +429,29 @@ fn starttls_hand_off_forgets_capabilities_and_says_ehlo_again() {
     assert!(s.client.capabilities().is_none() || !s.client.is_tls());
     s.now += Duration::from_millis(30);
     s.client.tls_established(s.now).unwrap();
-    assert!(s.client.capabilities().is_none(), "RFC 3207 §4.2: forget what was learnt in plaintext");
+    assert!(
+        s.client.capabilities().is_none(),
+        "RFC 3207 §4.2: forget what was learnt in plaintext"
+    );
     s.drain();
     assert_eq!(s.sent(), "EHLO localhost\r\n");
     s.server(b"250-mx\r\n250 PIPELINING\r\n");
     let ready = s.events.iter().find_map(|e| match e {
-        Event::Ready { tls, capabilities, .. } => Some((*tls, capabilities.clone())),
+        Event::Ready {
+            tls, capabilities, ..
+        } => Some((*tls, capabilities.clone())),
         _ => None,
     });
     let (tls, caps) = ready.unwrap();
     assert!(tls);
-    assert!(caps.auth_mechanisms().is_empty(), "post-TLS EHLO is authoritative");
-    assert_eq!(s.client.tls_established(s.now), Err(UsageError::TlsNotExpected));
+    assert!(
+        caps.auth_mechanisms().is_empty(),
+        "post-TLS EHLO is authoritative"
+    );
+    assert_eq!(
+        s.client.tls_established(s.now),
+        Err(UsageError::TlsNotExpected)
+    );
 }
 
 #[test]
@@ -379,7 +468,10 @@ fn bytes_injected_with_the_220_close_the_session() {
 fn partial_line_injected_with_the_220_closes_the_session() {
     let mut s = starttls_session();
     s.server(b"220 go ahead\r\n2");
-    assert_eq!(s.closed_error().unwrap().unwrap().kind(), &ErrorKind::ResponseInjection);
+    assert_eq!(
+        s.closed_error().unwrap().unwrap().kind(),
+        &ErrorKind::ResponseInjection
+    );
 }
 
 #[test]
@@ -388,7 +480,10 @@ fn bytes_injected_after_the_220_before_the_handshake_close_the_session() {
     s.server(b"220 go ahead\r\n");
     assert!(s.closed_error().is_none());
     s.server(b"250 injected\r\n");
-    assert_eq!(s.closed_error().unwrap().unwrap().kind(), &ErrorKind::ResponseInjection);
+    assert_eq!(
+        s.closed_error().unwrap().unwrap().kind(),
+        &ErrorKind::ResponseInjection
+    );
     assert!(s.client.tls_established(s.now).is_err());
 }
 
@@ -407,7 +502,10 @@ fn starttls_required_but_not_offered() {
 fn starttls_refused_when_required() {
     let mut s = starttls_session();
     s.server(b"454 4.7.0 TLS not available\r\n");
-    assert_eq!(s.closed_error().unwrap().unwrap().kind(), &ErrorKind::StartTlsRejected);
+    assert_eq!(
+        s.closed_error().unwrap().unwrap().kind(),
+        &ErrorKind::StartTlsRejected
+    );
 }
 
 #[test]
@@ -417,14 +515,22 @@ fn opportunistic_continues_in_plaintext_when_not_offered_or_refused() {
     let mut s = Session::new(cfg.clone());
     s.server(b"220 mx\r\n");
     s.server(b"250 mx\r\n");
-    assert!(s.events.iter().any(|e| matches!(e, Event::Ready { tls: false, .. })));
+    assert!(
+        s.events
+            .iter()
+            .any(|e| matches!(e, Event::Ready { tls: false, .. }))
+    );
 
     let mut s = Session::new(cfg);
     s.server(b"220 mx\r\n");
     s.server(b"250-mx\r\n250 STARTTLS\r\n");
     assert_eq!(s.sent(), "EHLO localhost\r\nSTARTTLS\r\n");
     s.server(b"454 not now\r\n");
-    assert!(s.events.iter().any(|e| matches!(e, Event::Ready { tls: false, .. })));
+    assert!(
+        s.events
+            .iter()
+            .any(|e| matches!(e, Event::Ready { tls: false, .. }))
+    );
 }
 
 #[test]
@@ -440,7 +546,11 @@ fn implicit_tls_asks_for_the_handshake_first() {
     s.server(b"220 mx\r\n");
     s.server(b"250-mx\r\n250 STARTTLS\r\n");
     assert_eq!(s.sent(), "EHLO localhost\r\n", "no STARTTLS inside TLS");
-    assert!(s.events.iter().any(|e| matches!(e, Event::Ready { tls: true, .. })));
+    assert!(
+        s.events
+            .iter()
+            .any(|e| matches!(e, Event::Ready { tls: true, .. }))
+    );
 }
 
 #[test]
@@ -448,12 +558,22 @@ fn implicit_tls_against_a_plaintext_server_is_diagnosed() {
     let mut cfg = Config::default();
     cfg.tls = TlsPolicy::Implicit;
     let mut s = Session::new(cfg);
-    s.client.tls_failed(s.now, b"220 mx.example.org ESMTP Postfix\r\n", "received corrupt message");
+    s.client.tls_failed(
+        s.now,
+        b"220 mx.example.org ESMTP Postfix\r\n",
+        "received corrupt message",
+    );
     s.drain();
     let e = s.closed_error().unwrap().unwrap();
-    assert!(matches!(e.kind(), ErrorKind::ModeMismatch(Mismatch::ServerSpeaksPlaintext { .. })));
+    assert!(matches!(
+        e.kind(),
+        ErrorKind::ModeMismatch(Mismatch::ServerSpeaksPlaintext { .. })
+    ));
     let text = e.to_string();
-    assert!(text.contains("this server speaks plaintext SMTP first: use STARTTLS"), "{text}");
+    assert!(
+        text.contains("this server speaks plaintext SMTP first: use STARTTLS"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -461,7 +581,10 @@ fn tls_records_instead_of_a_greeting_are_diagnosed() {
     let mut s = Session::new(Config::default());
     s.server(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]);
     let e = s.closed_error().unwrap().unwrap();
-    assert_eq!(e.kind(), &ErrorKind::ModeMismatch(Mismatch::ServerSpeaksTls));
+    assert_eq!(
+        e.kind(),
+        &ErrorKind::ModeMismatch(Mismatch::ServerSpeaksTls)
+    );
 }
 
 #[test]
@@ -470,12 +593,22 @@ fn no_greeting_on_port_465_names_implicit_tls() {
     let waited = s.fire_deadline();
     assert_eq!(waited, Config::default().timeouts.greeting);
     let e = s.closed_error().unwrap().unwrap();
-    assert_eq!(e.kind(), &ErrorKind::ModeMismatch(Mismatch::ImplicitTlsExpected { port: 465 }));
-    assert!(e.to_string().contains("this port most likely expects implicit TLS (smtps://"), "{e}");
+    assert_eq!(
+        e.kind(),
+        &ErrorKind::ModeMismatch(Mismatch::ImplicitTlsExpected { port: 465 })
+    );
+    assert!(
+        e.to_string()
+            .contains("this port most likely expects implicit TLS (smtps://"),
+        "{e}"
+    );
     // On another port the same silence is a plain timeout.
     let mut s = Session::new(Config::default().with_port(587));
     s.fire_deadline();
-    assert_eq!(s.closed_error().unwrap().unwrap().kind(), &ErrorKind::Timeout);
+    assert_eq!(
+        s.closed_error().unwrap().unwrap().kind(),
+        &ErrorKind::Timeout
+    );
 }
 
 // ----- AUTH -----
@@ -507,7 +640,13 @@ fn auth_plain_with_initial_response() {
     let expected = format!("AUTH PLAIN {}\r\n", B64.encode(b"\0alice\0s3cret-pw"));
     assert_eq!(s.sent(), expected);
     s.server(b"235 2.7.0 ok\r\n");
-    assert!(s.events.iter().any(|e| matches!(e, Event::Ready { authenticated: true, .. })));
+    assert!(s.events.iter().any(|e| matches!(
+        e,
+        Event::Ready {
+            authenticated: true,
+            ..
+        }
+    )));
     assert!(s.client.is_authenticated());
     let t = transcript_text(&mut s);
     assert!(t.contains("AUTH PLAIN <redacted>"), "{t}");
@@ -551,11 +690,17 @@ fn auth_login_answers_both_prompts() {
 
 #[test]
 fn auth_cram_md5_is_preferred_and_computed() {
-    let mut s = auth_session(Credentials::password("tim", "tanstaaftanstaaf"), "PLAIN LOGIN CRAM-MD5");
+    let mut s = auth_session(
+        Credentials::password("tim", "tanstaaftanstaaf"),
+        "PLAIN LOGIN CRAM-MD5",
+    );
     assert_eq!(s.sent(), "AUTH CRAM-MD5\r\n");
     let challenge = B64.encode("<1896.697170952@postoffice.reston.mci.net>");
     s.server(format!("334 {challenge}\r\n").as_bytes());
-    assert_eq!(s.sent(), format!("{}\r\n", B64.encode("tim b913a602c7eda7a495b4e6e7334d3890")));
+    assert_eq!(
+        s.sent(),
+        format!("{}\r\n", B64.encode("tim b913a602c7eda7a495b4e6e7334d3890"))
+    );
     s.server(b"235 ok\r\n");
     assert!(s.client.is_authenticated());
 }
@@ -567,7 +712,11 @@ fn auth_xoauth2_error_challenge_is_decoded_into_the_error() {
     assert!(sent.starts_with("AUTH XOAUTH2 "), "{sent}");
     let json = r#"{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}"#;
     s.server(format!("334 {}\r\n", B64.encode(json)).as_bytes());
-    assert_eq!(s.sent(), "\r\n", "an empty response asks for the final reply");
+    assert_eq!(
+        s.sent(),
+        "\r\n",
+        "an empty response asks for the final reply"
+    );
     s.server(b"535 5.7.8 Username and Password not accepted\r\n");
     let e = s.closed_error().unwrap().unwrap();
     match e.kind() {
@@ -579,8 +728,14 @@ fn auth_xoauth2_error_challenge_is_decoded_into_the_error() {
 
 #[test]
 fn auth_oauthbearer() {
-    let mut s = auth_session(Credentials::oauth2("u@example.com", "tok"), "OAUTHBEARER XOAUTH2");
-    let expected = format!("AUTH OAUTHBEARER {}\r\n", B64.encode("n,a=u@example.com,\x01auth=Bearer tok\x01\x01"));
+    let mut s = auth_session(
+        Credentials::oauth2("u@example.com", "tok"),
+        "OAUTHBEARER XOAUTH2",
+    );
+    let expected = format!(
+        "AUTH OAUTHBEARER {}\r\n",
+        B64.encode("n,a=u@example.com,\x01auth=Bearer tok\x01\x01")
+    );
     assert_eq!(s.sent(), expected);
     s.server(b"235 ok\r\n");
     assert!(s.client.is_authenticated());
@@ -606,7 +761,10 @@ fn auth_is_refused_over_plaintext_unless_allowed() {
     s.server(b"220 mx\r\n");
     s.server(b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n");
     assert_eq!(s.sent(), "EHLO localhost\r\n", "no AUTH byte on the wire");
-    assert_eq!(s.closed_error().unwrap().unwrap().kind(), &ErrorKind::AuthRequiresTls);
+    assert_eq!(
+        s.closed_error().unwrap().unwrap().kind(),
+        &ErrorKind::AuthRequiresTls
+    );
 }
 
 #[test]
@@ -632,7 +790,10 @@ fn auth_challenge_loop_is_capped() {
         }
         s.server(b"334 e30=\r\n");
     }
-    assert_eq!(s.closed_error().unwrap().unwrap().kind(), &ErrorKind::AuthProtocol);
+    assert_eq!(
+        s.closed_error().unwrap().unwrap().kind(),
+        &ErrorKind::AuthProtocol
+    );
 }
 
 #[test]
@@ -647,7 +808,10 @@ fn auth_over_starttls_only_after_the_handshake() {
     s.client.tls_established(s.now).unwrap();
     s.drain();
     s.server(b"250-mx\r\n250 AUTH PLAIN\r\n");
-    assert!(s.sent().ends_with(&format!("AUTH PLAIN {}\r\n", B64.encode("\0alice\0pw"))));
+    assert!(
+        s.sent()
+            .ends_with(&format!("AUTH PLAIN {}\r\n", B64.encode("\0alice\0pw")))
+    );
 }
 
 #[test]
@@ -684,7 +848,10 @@ fn every_stage_times_out_with_its_own_deadline() {
     let mut s = starttls_session();
     s.server(b"220 go\r\n");
     assert_eq!(s.fire_deadline(), t.tls_handshake);
-    assert_eq!(s.closed_error().unwrap().unwrap().stage(), Stage::TlsHandshake);
+    assert_eq!(
+        s.closed_error().unwrap().unwrap().stage(),
+        Stage::TlsHandshake
+    );
     // AUTH
     let mut s = auth_session(Credentials::password("a", "b"), "PLAIN");
     assert_eq!(s.fire_deadline(), t.auth);
@@ -693,13 +860,27 @@ fn every_stage_times_out_with_its_own_deadline() {
     let cases: [(&[&[u8]], Stage, Duration); 5] = [
         (&[], Stage::Mail, t.mail),
         (&[b"250 ok\r\n"], Stage::Rcpt, t.rcpt),
-        (&[b"250 ok\r\n", b"250 ok\r\n"], Stage::DataInit, t.data_init),
-        (&[b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"], Stage::DataBlock, t.data_block),
-        (&[b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"], Stage::DataTermination, t.data_termination),
+        (
+            &[b"250 ok\r\n", b"250 ok\r\n"],
+            Stage::DataInit,
+            t.data_init,
+        ),
+        (
+            &[b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"],
+            Stage::DataBlock,
+            t.data_block,
+        ),
+        (
+            &[b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"],
+            Stage::DataTermination,
+            t.data_termination,
+        ),
     ];
     for (replies, stage, timeout) in cases {
         let mut s = Session::ready(plain(), EHLO_BASIC);
-        s.client.send_mail(envelope("a@x.org", &["b@x.org"])).unwrap();
+        s.client
+            .send_mail(envelope("a@x.org", &["b@x.org"]))
+            .unwrap();
         s.drain();
         for r in replies {
             s.server(r);
@@ -713,7 +894,11 @@ fn every_stage_times_out_with_its_own_deadline() {
         assert_eq!(e.kind(), &ErrorKind::Timeout);
         let outcome = s.report().unwrap().outcome;
         if stage == Stage::DataTermination {
-            assert_eq!(outcome, Outcome::Unknown, "time passed after the final dot: unknown, never sent");
+            assert_eq!(
+                outcome,
+                Outcome::Unknown,
+                "time passed after the final dot: unknown, never sent"
+            );
         } else {
             assert_eq!(outcome, Outcome::NotSent);
         }
@@ -725,7 +910,9 @@ fn every_stage_times_out_with_its_own_deadline() {
     assert_eq!(s.fire_deadline(), t.noop);
     assert_eq!(s.closed_error().unwrap().unwrap().stage(), Stage::Noop);
     let mut s = Session::ready(plain(), EHLO_BASIC);
-    s.client.send_mail(envelope("a@x.org", &["b@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope("a@x.org", &["b@x.org"]))
+        .unwrap();
     s.drain();
     s.server(b"550 no\r\n");
     assert!(s.sent().ends_with("RSET\r\n"));
@@ -735,7 +922,11 @@ fn every_stage_times_out_with_its_own_deadline() {
     s.client.quit();
     s.drain();
     assert_eq!(s.fire_deadline(), t.quit);
-    assert_eq!(s.closed_error(), Some(None), "a QUIT that is not answered still ends cleanly");
+    assert_eq!(
+        s.closed_error(),
+        Some(None),
+        "a QUIT that is not answered still ends cleanly"
+    );
 }
 
 #[test]
@@ -748,13 +939,20 @@ fn a_dribbling_server_cannot_stretch_a_stage() {
         s.client.receive(s.now, std::slice::from_ref(b));
         s.client.handle_timeout(s.now);
         s.drain();
-        assert_eq!(s.client.poll_timeout().unwrap_or(deadline), deadline, "partial input is not progress");
+        assert_eq!(
+            s.client.poll_timeout().unwrap_or(deadline),
+            deadline,
+            "partial input is not progress"
+        );
         if s.client.is_closed() {
             break;
         }
     }
     assert!(s.client.is_closed());
-    assert_eq!(s.closed_error().unwrap().unwrap().kind(), &ErrorKind::Timeout);
+    assert_eq!(
+        s.closed_error().unwrap().unwrap().kind(),
+        &ErrorKind::Timeout
+    );
     assert!(s.now - s.start <= Config::default().timeouts.greeting + Duration::from_secs(1));
 }
 
@@ -764,13 +962,18 @@ fn the_overall_deadline_caps_the_session() {
     cfg.timeouts.overall = Some(Duration::from_secs(3));
     let mut s = Session::new(cfg);
     assert_eq!(s.fire_deadline(), Duration::from_secs(3));
-    assert_eq!(s.closed_error().unwrap().unwrap().kind(), &ErrorKind::Timeout);
+    assert_eq!(
+        s.closed_error().unwrap().unwrap().kind(),
+        &ErrorKind::Timeout
+    );
 }
 
 #[test]
 fn the_data_block_deadline_moves_with_progress() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
-    s.client.send_mail(envelope("a@x.org", &["b@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope("a@x.org", &["b@x.org"]))
+        .unwrap();
     s.drain();
     s.server(b"250 ok\r\n250 ok\r\n354 go\r\n");
     let block = Config::default().timeouts.data_block;
@@ -796,7 +999,12 @@ fn lmtp_reports_one_verdict_per_accepted_recipient() {
     s.server(b"220 lmtp ready\r\n");
     assert_eq!(s.sent(), "LHLO localhost\r\n");
     s.server(b"250-lmtp\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n");
-    s.client.send_mail(envelope("a@x.org", &["one@x.org", "nobody@x.org", "two@x.org", "full@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope(
+            "a@x.org",
+            &["one@x.org", "nobody@x.org", "two@x.org", "full@x.org"],
+        ))
+        .unwrap();
     s.drain();
     s.sent();
     s.server(b"250 ok\r\n250 ok\r\n550 5.1.1 unknown\r\n250 ok\r\n250 ok\r\n354 go\r\n");
@@ -810,7 +1018,14 @@ fn lmtp_reports_one_verdict_per_accepted_recipient() {
     assert_eq!(accepted, [true, false, true, false]);
     assert_eq!(r.recipients[3].reply().unwrap().code().get(), 452);
     assert_eq!(r.recipients[1].reply().unwrap().code().get(), 550);
-    assert!(r.recipients[2].data_reply.as_ref().unwrap().message().contains("two@x.org"));
+    assert!(
+        r.recipients[2]
+            .data_reply
+            .as_ref()
+            .unwrap()
+            .message()
+            .contains("two@x.org")
+    );
 }
 
 #[test]
@@ -820,7 +1035,9 @@ fn lmtp_with_chunking() {
     let mut s = Session::new(cfg);
     s.server(b"220 lmtp\r\n");
     s.server(b"250-lmtp\r\n250-PIPELINING\r\n250 CHUNKING\r\n");
-    s.client.send_mail(envelope("a@x.org", &["one@x.org", "two@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope("a@x.org", &["one@x.org", "two@x.org"]))
+        .unwrap();
     s.client.write_body(b"x").unwrap();
     s.client.finish_body().unwrap();
     s.drain();
@@ -843,7 +1060,13 @@ fn oversize_line_closes_without_buffering() {
         }
     }
     let e = s.closed_error().unwrap().unwrap();
-    assert!(matches!(e.kind(), ErrorKind::Reply(smtp_proto::ReplyError::LineTooLong { .. })), "{e:?}");
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::Reply(smtp_proto::ReplyError::LineTooLong { .. })
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -857,13 +1080,25 @@ fn endless_multiline_reply_is_capped() {
         }
     }
     let e = s.closed_error().unwrap().unwrap();
-    assert!(matches!(e.kind(), ErrorKind::Reply(smtp_proto::ReplyError::TooManyLines { .. })), "{e:?}");
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::Reply(smtp_proto::ReplyError::TooManyLines { .. })
+        ),
+        "{e:?}"
+    );
     assert_eq!(e.stage(), Stage::Ehlo);
 }
 
 #[test]
 fn malformed_and_garbage_replies() {
-    for bad in [&b"hello there\r\n"[..], b"2500 x\r\n", b"099 x\r\n", b"220-a\r\n250 b\r\n", b"\xff\xfe\r\n"] {
+    for bad in [
+        &b"hello there\r\n"[..],
+        b"2500 x\r\n",
+        b"099 x\r\n",
+        b"220-a\r\n250 b\r\n",
+        b"\xff\xfe\r\n",
+    ] {
         let mut s = Session::new(plain());
         s.server(bad);
         let e = s.closed_error().unwrap().unwrap();
@@ -885,20 +1120,38 @@ fn bare_lf_and_non_utf8_replies_are_tolerated() {
 #[test]
 fn usage_errors_leave_the_machine_unchanged() {
     let mut s = Session::new(plain());
-    assert_eq!(s.client.send_mail(envelope("a@x.org", &["b@x.org"])), Err(UsageError::NotReady));
+    assert_eq!(
+        s.client.send_mail(envelope("a@x.org", &["b@x.org"])),
+        Err(UsageError::NotReady)
+    );
     assert_eq!(s.client.write_body(b"x"), Err(UsageError::NoBodyExpected));
     let mut s = Session::ready(plain(), b"250-mx\r\n250 SIZE 1000\r\n");
-    let e = s.client.send_mail(envelope("a@x.org", &["b@x.org"]).with_size(5000)).unwrap_err();
-    assert_eq!(e, UsageError::MessageTooLarge { size: 5000, limit: 1000 });
+    let e = s
+        .client
+        .send_mail(envelope("a@x.org", &["b@x.org"]).with_size(5000))
+        .unwrap_err();
+    assert_eq!(
+        e,
+        UsageError::MessageTooLarge {
+            size: 5000,
+            limit: 1000
+        }
+    );
     assert!(e.to_string().contains("at most 1000 bytes"));
-    let e = s.client.send_mail(envelope("a@x.org", &["jos\u{e9}@x.org"])).unwrap_err();
+    let e = s
+        .client
+        .send_mail(envelope("a@x.org", &["jos\u{e9}@x.org"]))
+        .unwrap_err();
     assert!(matches!(e, UsageError::Smtputf8Unsupported { .. }));
     assert_eq!(
-        s.client.send_mail(smtp_proto::Envelope::new(smtp_proto::ReversePath::Null, [])),
+        s.client
+            .send_mail(smtp_proto::Envelope::new(smtp_proto::ReversePath::Null, [])),
         Err(UsageError::NoRecipients)
     );
     assert_eq!(s.sent(), "", "nothing was sent");
-    s.client.send_mail(envelope("a@x.org", &["b@x.org"]).with_size(500)).unwrap();
+    s.client
+        .send_mail(envelope("a@x.org", &["b@x.org"]).with_size(500))
+        .unwrap();
     s.drain();
     assert_eq!(s.sent(), "MAIL FROM:<a@x.org> SIZE=500\r\n");
     assert_eq!(
@@ -910,7 +1163,9 @@ fn usage_errors_leave_the_machine_unchanged() {
 #[test]
 fn smtputf8_is_added_when_needed_and_offered() {
     let mut s = Session::ready(plain(), b"250-mx\r\n250-SMTPUTF8\r\n250 8BITMIME\r\n");
-    s.client.send_mail(envelope("a@x.org", &["jos\u{e9}@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope("a@x.org", &["jos\u{e9}@x.org"]))
+        .unwrap();
     s.drain();
     assert_eq!(s.sent(), "MAIL FROM:<a@x.org> SMTPUTF8\r\n");
 }
@@ -918,7 +1173,9 @@ fn smtputf8_is_added_when_needed_and_offered() {
 #[test]
 fn quit_mid_body_closes_without_sending_quit_as_data() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
-    s.client.send_mail(envelope("a@x.org", &["b@x.org"])).unwrap();
+    s.client
+        .send_mail(envelope("a@x.org", &["b@x.org"]))
+        .unwrap();
     s.drain();
     s.server(b"250 ok\r\n250 ok\r\n354 go\r\n");
     s.client.write_body(b"half").unwrap();
@@ -943,7 +1200,10 @@ fn nothing_after_closed() {
     s.drain();
     assert_eq!(s.closed_count(), 1);
     assert_eq!(s.client.poll_timeout(), None);
-    assert_eq!(s.client.send_mail(envelope("a@x.org", &["b@x.org"])), Err(UsageError::Closed));
+    assert_eq!(
+        s.client.send_mail(envelope("a@x.org", &["b@x.org"])),
+        Err(UsageError::Closed)
+    );
 }
 
 #[test]
@@ -953,7 +1213,11 @@ fn noop_reply_is_an_event() {
     s.drain();
     assert_eq!(s.sent(), "NOOP\r\n");
     s.server(b"250 2.0.0 ok\r\n");
-    assert!(s.events.iter().any(|e| matches!(e, Event::NoopReply { reply } if reply.code().get() == 250)));
+    assert!(
+        s.events
+            .iter()
+            .any(|e| matches!(e, Event::NoopReply { reply } if reply.code().get() == 250))
+    );
     assert!(s.client.is_idle());
 }
 
@@ -962,9 +1226,166 @@ fn enhanced_status_codes_are_explained_in_errors() {
     let mut s = auth_session(Credentials::password("alice", "wrong"), "PLAIN");
     s.server(b"535 5.7.8 Error: authentication failed\r\n");
     let text = s.closed_error().unwrap().unwrap().to_string();
-    assert!(text.contains("535 5.7.8 Error: authentication failed (authentication credentials invalid)"), "{text}");
-    let e = smtp_proto::Reply::new(smtp_proto::ReplyCode::new(550).unwrap(), &[b"5.1.1 no such user"]);
-    assert_eq!(e.enhanced().unwrap().meaning(), Some("bad destination mailbox address"));
+    assert!(
+        text.contains(
+            "535 5.7.8 Error: authentication failed (authentication credentials invalid)"
+        ),
+        "{text}"
+    );
+    let e = smtp_proto::Reply::new(
+        smtp_proto::ReplyCode::new(550).unwrap(),
+        &[b"5.1.1 no such user"],
+    );
+    assert_eq!(
+        e.enhanced().unwrap().meaning(),
+        Some("bad destination mailbox address")
+    );
     let e = smtp_proto::Reply::new(smtp_proto::ReplyCode::new(550).unwrap(), &[b"5.9.9 what"]);
     assert_eq!(e.enhanced().unwrap().meaning(), None);
+}
+
+// ----- SCRAM -----
+
+mod scram_server {
+    //! The server side of SCRAM-SHA-256, written from RFC 5802 §3 for the tests.
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+
+    fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    }
+
+    /// Returns (proof the client must send, server signature) for an auth message.
+    pub(crate) fn expected(
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+        auth_message: &str,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let mut salted = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut salted);
+        let client_key = hmac(&salted, b"Client Key");
+        let stored = Sha256::digest(&client_key);
+        let sig = hmac(&stored, auth_message.as_bytes());
+        let proof = client_key.iter().zip(sig).map(|(a, b)| a ^ b).collect();
+        (
+            proof,
+            hmac(&hmac(&salted, b"Server Key"), auth_message.as_bytes()),
+        )
+    }
+}
+
+fn scram_session(binding: Option<Vec<u8>>, mechs: &str) -> Session {
+    let mut cfg = Config::default();
+    cfg.tls = TlsPolicy::Implicit;
+    cfg.credentials = Some(Credentials::password("alice", "pencil"));
+    cfg.sasl_random = Some([7; 18]);
+    let mut s = Session::new(cfg);
+    s.client
+        .tls_established_with_binding(s.now, binding)
+        .unwrap();
+    s.drain();
+    s.server(b"220 mx\r\n");
+    s.sent();
+    s.server(format!("250-mx\r\n250 AUTH {mechs}\r\n").as_bytes());
+    s
+}
+
+/// Runs the server side; returns what the client finally sent after the server signature.
+fn scram_exchange(s: &mut Session, gs2: &str, cbind: &[u8], forge: bool) {
+    let line = s.sent();
+    let b64 = line.trim_end().rsplit(' ').next().unwrap();
+    let client_first = String::from_utf8(B64.decode(b64).unwrap()).unwrap();
+    let nonce = B64.encode([7u8; 18]).trim_end_matches('=').to_owned();
+    assert_eq!(client_first, format!("{gs2}n=alice,r={nonce}"));
+    let bare = client_first.strip_prefix(gs2).unwrap();
+    let server_first = format!("r={nonce}SERVERNONCE,s={},i=4096", B64.encode(b"salt1234"));
+    s.server(format!("334 {}\r\n", B64.encode(&server_first)).as_bytes());
+    let client_final = String::from_utf8(B64.decode(s.sent().trim_end()).unwrap()).unwrap();
+    let mut c = gs2.as_bytes().to_vec();
+    c.extend_from_slice(cbind);
+    let without_proof = format!("c={},r={nonce}SERVERNONCE", B64.encode(&c));
+    let auth_message = format!("{bare},{server_first},{without_proof}");
+    let (proof, signature) = scram_server::expected(b"pencil", b"salt1234", 4096, &auth_message);
+    assert_eq!(
+        client_final,
+        format!("{without_proof},p={}", B64.encode(proof)),
+        "the proof verifies"
+    );
+    let signature = if forge { vec![0; 32] } else { signature };
+    s.server(
+        format!(
+            "334 {}\r\n",
+            B64.encode(format!("v={}", B64.encode(signature)))
+        )
+        .as_bytes(),
+    );
+}
+
+#[test]
+fn scram_sha_256_is_preferred_and_verifies_the_server() {
+    let mut s = scram_session(None, "PLAIN CRAM-MD5 SCRAM-SHA-256");
+    scram_exchange(&mut s, "n,,", b"", false);
+    assert_eq!(
+        s.sent(),
+        "\r\n",
+        "empty response after a verified server signature"
+    );
+    s.server(b"235 2.7.0 ok\r\n");
+    assert!(s.client.is_authenticated());
+}
+
+#[test]
+fn scram_plus_binds_to_the_tls_session() {
+    let exporter = vec![0xAB; 32];
+    let mut s = scram_session(Some(exporter.clone()), "SCRAM-SHA-256 SCRAM-SHA-256-PLUS");
+    scram_exchange(&mut s, "p=tls-exporter,,", &exporter, false);
+    s.server(b"235 2.7.0 ok\r\n");
+    assert!(s.client.is_authenticated());
+}
+
+#[test]
+fn scram_says_y_when_it_could_bind_but_the_server_offers_no_plus() {
+    let mut s = scram_session(Some(vec![1; 32]), "SCRAM-SHA-256");
+    scram_exchange(&mut s, "y,,", b"", false);
+    s.server(b"235 ok\r\n");
+    assert!(s.client.is_authenticated());
+}
+
+#[test]
+fn scram_impostor_server_is_refused_even_if_it_says_235() {
+    let mut s = scram_session(None, "SCRAM-SHA-256");
+    scram_exchange(&mut s, "n,,", b"", true);
+    assert_eq!(
+        s.closed_error().unwrap().unwrap().kind(),
+        &ErrorKind::AuthServerNotVerified
+    );
+
+    let mut s = scram_session(None, "SCRAM-SHA-256");
+    s.sent();
+    let nonce = B64.encode([7u8; 18]).trim_end_matches('=').to_owned();
+    let server_first = format!("r={nonce}X,s={},i=4096", B64.encode(b"salt"));
+    s.server(format!("334 {}\r\n", B64.encode(server_first)).as_bytes());
+    s.server(b"235 2.7.0 ok without proving anything\r\n");
+    assert_eq!(
+        s.closed_error().unwrap().unwrap().kind(),
+        &ErrorKind::AuthServerNotVerified
+    );
+    assert!(!s.client.is_authenticated());
+}
+
+#[test]
+fn scram_is_not_used_without_random_bytes() {
+    let mut cfg = plain();
+    cfg.credentials = Some(Credentials::password("alice", "pencil"));
+    cfg.allow_insecure_auth = true;
+    let mut s = Session::new(cfg);
+    s.server(b"220 mx\r\n");
+    s.server(b"250-mx\r\n250 AUTH SCRAM-SHA-256 PLAIN\r\n");
+    assert!(
+        s.sent()
+            .ends_with(&format!("AUTH PLAIN {}\r\n", B64.encode("\0alice\0pencil")))
+    );
 }

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use smtp_proto::{Address, Client, Config, Envelope, Event, ReversePath, TlsPolicy, TransactionReport};
+use smtp_proto::{
+    Address, Client, Config, Envelope, Event, ReversePath, TlsPolicy, TransactionReport,
+};
 
 /// The fake clock's origin. Tests read the real clock once, only to get an `Instant` value; every later time is
 /// derived from it by addition.
@@ -40,7 +42,8 @@ pub fn envelope(from: &str, to: &[&str]) -> Envelope {
 
 pub const EHLO_BASIC: &[u8] = b"250-mx.example.org\r\n250 8BITMIME\r\n";
 pub const EHLO_PIPELINING: &[u8] = b"250-mx.example.org\r\n250-PIPELINING\r\n250 8BITMIME\r\n";
-pub const EHLO_CHUNKING: &[u8] = b"250-mx.example.org\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n";
+pub const EHLO_CHUNKING: &[u8] =
+    b"250-mx.example.org\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n";
 
 impl Session {
     pub fn new(config: Config) -> Self {
@@ -65,7 +68,9 @@ impl Session {
         assert_eq!(s.sent(), "EHLO localhost\r\n");
         s.server(ehlo);
         assert!(
-            s.take_events().iter().any(|e| matches!(e, Event::Ready { .. })),
+            s.take_events()
+                .iter()
+                .any(|e| matches!(e, Event::Ready { .. })),
             "not ready"
         );
         s.sent();
@@ -116,7 +121,10 @@ impl Session {
 
     /// Jumps to the armed deadline (asserting one is armed) and fires it.
     pub fn fire_deadline(&mut self) -> Duration {
-        let at = self.client.poll_timeout().expect("a deadline must be armed");
+        let at = self
+            .client
+            .poll_timeout()
+            .expect("a deadline must be armed");
         assert!(at >= self.now);
         let waited = at - self.now;
         // One nanosecond early must do nothing.
@@ -145,10 +153,15 @@ impl Session {
     }
 
     pub fn ready_for_body(&self) -> bool {
-        self.events.iter().any(|e| matches!(e, Event::ReadyForBody { .. }))
+        self.events
+            .iter()
+            .any(|e| matches!(e, Event::ReadyForBody { .. }))
     }
 
     pub fn closed_count(&self) -> usize {
-        self.events.iter().filter(|e| matches!(e, Event::Closed { .. })).count()
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::Closed { .. }))
+            .count()
     }
 }
