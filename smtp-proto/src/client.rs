@@ -180,6 +180,9 @@ struct Transaction {
     lmtp_replies: Vec<Option<Reply>>,
     final_reply: Option<Reply>,
     mail_sent: bool,
+    /// RCPTs this transaction may send: all, or the server's RCPTMAX (RFC 9422), or fewer once the server said
+    /// "too many recipients" (RFC 5321 §4.5.3.1.10). The others are reported for a further transaction.
+    rcpt_limit: usize,
     rcpts_sent: usize,
     rcpts_answered: usize,
     accepted: usize,
@@ -231,6 +234,8 @@ impl Transaction {
             let rcpt_ok = rcpt_reply
                 .as_ref()
                 .is_some_and(|r| r.code().is_positive_completion());
+            let retry_separately =
+                i >= self.rcpt_limit || rcpt_reply.as_ref().is_some_and(too_many_recipients);
             let data_reply = if !rcpt_ok {
                 None
             } else if lmtp {
@@ -247,6 +252,7 @@ impl Transaction {
                 rcpt_reply,
                 data_reply,
                 accepted,
+                retry_separately,
             });
         }
         let accepted = recipients.iter().filter(|r| r.accepted).count();
@@ -579,6 +585,13 @@ impl Client {
         if envelope.recipients.is_empty() {
             return Err(UsageError::NoRecipients);
         }
+        let started = self.next_tx - 1;
+        if let Some(limit) = self.capabilities.as_ref().and_then(|c| c.limits().mail_max)
+            && started >= u64::from(limit)
+        {
+            // RFC 9422 §4.1: no more transactions on this connection; open a new one.
+            return Err(UsageError::MailMaxReached { limit });
+        }
         let caps = self
             .capabilities
             .as_ref()
@@ -590,7 +603,10 @@ impl Client {
             }
             params.smtputf8 = true;
         } else if params.smtputf8 && !caps.supports(Extension::SmtpUtf8) {
-            params.smtputf8 = false;
+            // The caller declared an internationalized message (RFC 6532 headers): it cannot go as it is.
+            return Err(UsageError::Smtputf8Unsupported {
+                address: String::new(),
+            });
         }
         params.size = None;
         if let Some(size) = envelope.size {
@@ -636,6 +652,10 @@ impl Client {
         let id = TransactionId(self.next_tx);
         self.next_tx += 1;
         let n = envelope.recipients.len();
+        let rcpt_limit = caps
+            .limits()
+            .rcpt_max
+            .map_or(n, |max| n.min(usize::try_from(max).unwrap_or(usize::MAX)));
         let binary = mode == BodyMode::Bdat { binary: true };
         self.tx = Some(Transaction {
             id,
@@ -647,6 +667,7 @@ impl Client {
             lmtp_replies: vec![None; n],
             final_reply: None,
             mail_sent: false,
+            rcpt_limit,
             rcpts_sent: 0,
             rcpts_answered: 0,
             accepted: 0,
@@ -1166,12 +1187,19 @@ impl Client {
                     tx.accepted += 1;
                 }
                 tx.rcpt_replies[index] = Some(reply.clone());
+                let reply_for_limit = reply.clone();
                 self.events.push_back(Event::RecipientReply {
                     id: tx.id,
                     index,
                     reply,
                 });
-                if tx.rcpts_answered == tx.envelope.recipients.len() && tx.accepted == 0 {
+                if too_many_recipients(&reply_for_limit) {
+                    // Without pipelining, stop here; the rest go in a further transaction (RFC 5321 §4.5.3.1.10).
+                    tx.rcpt_limit = tx.rcpt_limit.min(tx.rcpts_sent);
+                }
+                let all_answered =
+                    tx.rcpts_sent == tx.rcpt_limit && tx.rcpts_answered == tx.rcpts_sent;
+                if all_answered && tx.accepted == 0 {
                     tx.fail(Stage::Rcpt, None);
                 }
             }
@@ -1271,7 +1299,7 @@ impl Client {
             tx.mail_sent = true;
             tx.in_flight += 1;
         }
-        while tx.rcpts_sent < tx.envelope.recipients.len() {
+        while tx.rcpts_sent < tx.rcpt_limit {
             if tx.failure.is_some() || !can_send(wire) {
                 return;
             }
@@ -1347,4 +1375,20 @@ fn non_ascii_address(envelope: &Envelope) -> Option<String> {
         .iter()
         .find(|r| r.address.needs_smtputf8())
         .map(|r| r.address.as_str().to_owned())
+}
+
+/// A RCPT reply that means "too many recipients in this transaction, send the rest in another one":
+/// `452` (RFC 5321 §4.5.3.1.10), or the legacy `552` with enhanced code `5.5.3` or that text.
+fn too_many_recipients(reply: &Reply) -> bool {
+    let enhanced = reply.enhanced().map(|e| (e.subject, e.detail));
+    match reply.code().get() {
+        452 => matches!(enhanced, None | Some((5, 3))),
+        552 => {
+            enhanced == Some((5, 3))
+                || String::from_utf8_lossy(reply.text())
+                    .to_ascii_lowercase()
+                    .contains("too many recipients")
+        }
+        _ => false,
+    }
 }

@@ -266,9 +266,9 @@ pub enum UsageError {
     NoBodyExpected,
     /// `tls_established` was called while no TLS handshake was requested.
     TlsNotExpected,
-    /// An address needs SMTPUTF8 (RFC 6531) and the server does not offer it.
+    /// An address or the message (RFC 6532 UTF-8 headers) needs SMTPUTF8 (RFC 6531) and the server does not offer it.
     Smtputf8Unsupported {
-        /// The address.
+        /// The address that needs it; empty when the message itself was declared internationalized.
         address: String,
     },
     /// The body was declared 8-bit and the server does not offer 8BITMIME (RFC 6152).
@@ -286,6 +286,11 @@ pub enum UsageError {
     RequireTlsUnavailable,
     /// DSN parameters were given and the server does not offer DSN (RFC 3461).
     DsnUnsupported,
+    /// The server's MAILMAX (RFC 9422) transactions were used on this connection: open a new connection.
+    MailMaxReached {
+        /// The server's limit.
+        limit: u32,
+    },
 }
 
 impl fmt::Display for UsageError {
@@ -297,6 +302,10 @@ impl fmt::Display for UsageError {
             Self::NoRecipients => f.write_str("the envelope has no recipient"),
             Self::NoBodyExpected => f.write_str("no message body is expected now"),
             Self::TlsNotExpected => f.write_str("no TLS handshake was requested"),
+            Self::Smtputf8Unsupported { address } if address.is_empty() => f.write_str(
+                "the message has UTF-8 headers (SMTPUTF8) and the server does not offer SMTPUTF8; encode the headers \
+                 (RFC 2047) instead",
+            ),
             Self::Smtputf8Unsupported { address } => write!(
                 f,
                 "the address {address:?} needs SMTPUTF8 and the server does not offer it; use an ASCII address"
@@ -315,6 +324,10 @@ impl fmt::Display for UsageError {
                 "REQUIRETLS was requested but the session is not encrypted or the server does not offer REQUIRETLS",
             ),
             Self::DsnUnsupported => f.write_str("DSN parameters were given and the server does not offer DSN"),
+            Self::MailMaxReached { limit } => write!(
+                f,
+                "the server allows {limit} transactions per connection (LIMITS MAILMAX); open a new connection"
+            ),
         }
     }
 }

@@ -98,6 +98,10 @@ pub struct RecipientReport {
     pub data_reply: Option<Reply>,
     /// True only when the server positively accepted the message for this recipient.
     pub accepted: bool,
+    /// Not accepted here but worth sending in a further transaction on the same connection: the recipient was beyond
+    /// the server's RCPTMAX (RFC 9422) and not tried, or the server answered "too many recipients" (`452`, or a
+    /// legacy `552 5.5.3`; RFC 5321 §4.5.3.1.10).
+    pub retry_separately: bool,
 }
 
 impl RecipientReport {

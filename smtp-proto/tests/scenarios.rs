@@ -1389,3 +1389,112 @@ fn scram_is_not_used_without_random_bytes() {
             .ends_with(&format!("AUTH PLAIN {}\r\n", B64.encode("\0alice\0pencil")))
     );
 }
+
+// ----- LIMITS and "too many recipients" -----
+
+#[test]
+fn rcptmax_limits_one_transaction_and_reports_the_rest_for_another() {
+    let mut s = Session::ready(
+        plain(),
+        b"250-mx\r\n250-PIPELINING\r\n250 LIMITS RCPTMAX=2 MAILMAX=2\r\n",
+    );
+    s.client
+        .send_mail(envelope("a@x.org", &["1@x.org", "2@x.org", "3@x.org"]))
+        .unwrap();
+    s.drain();
+    assert_eq!(
+        s.sent(),
+        "MAIL FROM:<a@x.org>\r\nRCPT TO:<1@x.org>\r\nRCPT TO:<2@x.org>\r\nDATA\r\n"
+    );
+    s.server(b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+    send_body(&mut s, b"x\r\n");
+    s.server(b"250 queued\r\n");
+    let r = s.report().unwrap();
+    assert_eq!(r.outcome, Outcome::PartiallyAccepted);
+    let retry: Vec<bool> = r.recipients.iter().map(|x| x.retry_separately).collect();
+    assert_eq!(retry, [false, false, true]);
+    assert!(r.recipients[2].rcpt_reply.is_none(), "not tried");
+    s.take_events();
+    // MAILMAX=2: a second transaction is fine, a third needs a new connection.
+    s.client
+        .send_mail(envelope("a@x.org", &["3@x.org"]))
+        .unwrap();
+    s.drain();
+    s.server(b"250 ok\r\n250 ok\r\n354 go\r\n");
+    send_body(&mut s, b"x\r\n");
+    s.server(b"250 queued\r\n");
+    assert_eq!(
+        s.client.send_mail(envelope("a@x.org", &["4@x.org"])),
+        Err(UsageError::MailMaxReached { limit: 2 })
+    );
+}
+
+#[test]
+fn too_many_recipients_without_pipelining_stops_and_defers_the_rest() {
+    let mut s = Session::ready(plain(), EHLO_BASIC);
+    s.client
+        .send_mail(envelope("a@x.org", &["1@x.org", "2@x.org", "3@x.org"]))
+        .unwrap();
+    s.drain();
+    s.server(b"250 ok\r\n");
+    s.server(b"250 ok\r\n");
+    s.server(b"452 4.5.3 Too many recipients\r\n");
+    assert_eq!(
+        s.sent(),
+        "MAIL FROM:<a@x.org>\r\nRCPT TO:<1@x.org>\r\nRCPT TO:<2@x.org>\r\nDATA\r\n"
+    );
+    s.server(b"354 go\r\n");
+    send_body(&mut s, b"x\r\n");
+    s.server(b"250 ok\r\n");
+    let r = s.report().unwrap();
+    let retry: Vec<bool> = r.recipients.iter().map(|x| x.retry_separately).collect();
+    assert_eq!(retry, [false, true, true]);
+    assert_eq!(r.outcome, Outcome::PartiallyAccepted);
+}
+
+#[test]
+fn legacy_552_too_many_recipients_is_retried_but_a_mailbox_full_is_not() {
+    let mut s = Session::ready(plain(), EHLO_PIPELINING);
+    s.client
+        .send_mail(envelope("a@x.org", &["1@x.org", "2@x.org", "3@x.org"]))
+        .unwrap();
+    s.drain();
+    s.server(b"250 ok\r\n250 ok\r\n552 5.5.3 too many recipients\r\n452 4.2.2 mailbox full\r\n354 go\r\n");
+    send_body(&mut s, b"x\r\n");
+    s.server(b"250 ok\r\n");
+    let r = s.report().unwrap();
+    let retry: Vec<bool> = r.recipients.iter().map(|x| x.retry_separately).collect();
+    assert_eq!(retry, [false, true, false]);
+}
+
+#[test]
+fn a_message_the_server_cannot_take_fails_before_anything_is_sent() {
+    let mut s = Session::ready(plain(), b"250-mx\r\n250 PIPELINING\r\n");
+    let e = s.client.send_mail(
+        envelope("a@x.org", &["b@x.org"])
+            .declare_body("Subject: x\r\n\r\ncaf\u{e9}\r\n".as_bytes()),
+    );
+    assert_eq!(e, Err(UsageError::EightBitMimeUnsupported));
+    let e = s.client.send_mail(
+        envelope("a@x.org", &["b@x.org"])
+            .declare_body("Subject: caf\u{e9}\r\n\r\nx\r\n".as_bytes()),
+    );
+    assert!(
+        matches!(e, Err(UsageError::Smtputf8Unsupported { .. })),
+        "{e:?}"
+    );
+    let e = s
+        .client
+        .send_mail(envelope("a@x.org", &["b@x.org"]).declare_body(b"x\r\n\r\n\0"));
+    assert_eq!(e, Err(UsageError::BinaryMimeUnsupported));
+    assert_eq!(s.sent(), "");
+    let mut s = Session::ready(plain(), b"250-mx\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n");
+    s.client
+        .send_mail(
+            envelope("a@x.org", &["b@x.org"])
+                .declare_body("Subject: caf\u{e9}\r\n\r\ncaf\u{e9}\r\n".as_bytes()),
+        )
+        .unwrap();
+    s.drain();
+    assert_eq!(s.sent(), "MAIL FROM:<a@x.org> BODY=8BITMIME SMTPUTF8\r\n");
+}
