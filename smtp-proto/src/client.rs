@@ -228,6 +228,13 @@ impl Transaction {
             .final_reply
             .as_ref()
             .map(|r| r.code().is_positive_completion());
+        // A transaction that failed before its end (MAIL refused, a BDAT chunk refused...) delivered nothing, whatever
+        // a `BDAT ... LAST` already in flight got (RFC 3030 §2, RFC 2920 §3.1). A failure at the end (a 421 among
+        // LMTP verdicts) keeps the verdicts already received.
+        let failed_before_end = self
+            .failure
+            .as_ref()
+            .is_some_and(|(stage, _)| *stage != Stage::DataTermination);
         let mut recipients = Vec::with_capacity(n);
         for (i, rcpt) in self.envelope.recipients.into_iter().enumerate() {
             let rcpt_reply = self.rcpt_replies[i].clone();
@@ -244,6 +251,7 @@ impl Transaction {
                 self.final_reply.clone()
             };
             let accepted = rcpt_ok
+                && !failed_before_end
                 && data_reply
                     .as_ref()
                     .is_some_and(|r| r.code().is_positive_completion());
@@ -256,11 +264,12 @@ impl Transaction {
             });
         }
         let accepted = recipients.iter().filter(|r| r.accepted).count();
-        let verdict_known = if lmtp {
-            self.finals_received > 0 && self.failure.is_none()
-        } else {
-            final_positive.is_some()
-        };
+        let verdict_known = !failed_before_end
+            && if lmtp {
+                self.finals_received > 0
+            } else {
+                final_positive.is_some()
+            };
         let mut failure = self.failure;
         let outcome = if verdict_known {
             if final_positive == Some(false) {

@@ -47,11 +47,11 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// A short human name: "waiting for the greeting", "RCPT TO", ...
+    /// A short human name, usable after "during": "the greeting", "RCPT TO", "the message body"...
     pub fn describe(self) -> &'static str {
         match self {
-            Self::Connect => "connecting",
-            Self::Greeting => "waiting for the server greeting",
+            Self::Connect => "the connection attempt",
+            Self::Greeting => "the greeting",
             Self::Ehlo => "EHLO",
             Self::StartTls => "STARTTLS",
             Self::TlsHandshake => "the TLS handshake",
@@ -59,14 +59,35 @@ impl Stage {
             Self::Mail => "MAIL FROM",
             Self::Rcpt => "RCPT TO",
             Self::DataInit => "DATA",
-            Self::DataBlock => "sending the message body",
+            Self::DataBlock => "the message body",
             Self::DataTermination => {
-                "waiting for the server to accept the message (after the final dot)"
+                "the end of the message (after the final dot, before the server's verdict)"
             }
             Self::Rset => "RSET",
             Self::Noop => "NOOP",
             Self::Quit => "QUIT",
-            Self::Idle => "an idle connection",
+            Self::Idle => "an idle moment",
+        }
+    }
+
+    /// What the client waits for in this stage, usable after "waiting for": "the server's greeting"...
+    pub fn awaited(self) -> &'static str {
+        match self {
+            Self::Connect => "the connection to open",
+            Self::Greeting => "the server's greeting",
+            Self::Ehlo => "the reply to EHLO",
+            Self::StartTls => "the reply to STARTTLS",
+            Self::TlsHandshake => "the TLS handshake to complete",
+            Self::Auth => "the reply to AUTH",
+            Self::Mail => "the reply to MAIL FROM",
+            Self::Rcpt => "the reply to RCPT TO",
+            Self::DataInit => "the reply to DATA",
+            Self::DataBlock => "the server to take the message body",
+            Self::DataTermination => "the server's verdict on the message (after the final dot)",
+            Self::Rset => "the reply to RSET",
+            Self::Noop => "the reply to NOOP",
+            Self::Quit => "the reply to QUIT",
+            Self::Idle => "nothing (the connection was idle)",
         }
     }
 }
@@ -181,7 +202,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let stage = self.stage;
         match &self.kind {
-            ErrorKind::Timeout => write!(f, "timed out during {stage}: the server did not answer in time")?,
+            ErrorKind::Timeout => write!(f, "timed out waiting for {}", stage.awaited())?,
             ErrorKind::ConnectionClosed => write!(f, "the server closed the connection during {stage}")?,
             ErrorKind::ServiceNotAvailable => {
                 write!(f, "the server is closing the connection (421) during {stage}; try again later")?

@@ -146,11 +146,17 @@ impl TransactionReport {
         match self.outcome {
             Outcome::Accepted => false,
             Outcome::NotSent | Outcome::Unknown => true,
-            Outcome::PartiallyAccepted | Outcome::Rejected => self
-                .recipients
-                .iter()
-                .filter(|r| !r.accepted)
-                .any(|r| r.reply().is_some_and(|x| x.code().is_transient())),
+            Outcome::PartiallyAccepted | Outcome::Rejected => {
+                let failure_transient = self
+                    .failure
+                    .as_ref()
+                    .and_then(|(_, reply)| reply.as_ref())
+                    .is_some_and(|r| r.code().is_transient());
+                failure_transient
+                    || self.recipients.iter().filter(|r| !r.accepted).any(|r| {
+                        r.retry_separately || r.reply().is_some_and(|x| x.code().is_transient())
+                    })
+            }
         }
     }
 }

@@ -243,7 +243,8 @@ fn validate_address_literal(literal: &str) -> Result<(), AddressError> {
             reason: "an address literal must be enclosed in [ and ]",
         });
     };
-    if inner.len() >= 5 && inner[..5].eq_ignore_ascii_case("IPv6:") {
+    // `get`, not `[..5]`: byte 5 may fall inside a multi-byte character.
+    if inner.get(..5).is_some_and(|tag| tag.eq_ignore_ascii_case("IPv6:")) {
         return match inner[5..].parse::<Ipv6Addr>() {
             Ok(_) => Ok(()),
             Err(_) => Err(AddressError::InvalidDomain {

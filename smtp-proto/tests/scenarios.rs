@@ -1498,3 +1498,24 @@ fn a_message_the_server_cannot_take_fails_before_anything_is_sent() {
     s.drain();
     assert_eq!(s.sent(), "MAIL FROM:<a@x.org> BODY=8BITMIME SMTPUTF8\r\n");
 }
+
+#[test]
+fn a_transient_refusal_of_mail_makes_the_report_transient() {
+    let mut s = Session::ready(plain(), EHLO_BASIC);
+    s.client
+        .send_mail(envelope("a@x.org", &["b@x.org"]))
+        .unwrap();
+    s.drain();
+    s.server(b"451 4.3.0 try again later\r\n");
+    let r = s.report().unwrap();
+    assert_eq!(r.outcome, Outcome::Rejected);
+    assert!(r.is_transient());
+}
+
+#[test]
+fn timeout_messages_read_well() {
+    let mut s = Session::new(plain());
+    s.fire_deadline();
+    let text = s.closed_error().unwrap().unwrap().to_string();
+    assert_eq!(text, "timed out waiting for the server's greeting");
+}
