@@ -434,7 +434,11 @@ impl fmt::Display for Error {
                 f.write_str("reading the message body failed; the transaction was abandoned")?
             }
             ErrorKind::Io => write!(f, "I/O error during {}", self.inner.stage)?,
-            ErrorKind::Closed => f.write_str("the connection is closed; connect again")?,
+            ErrorKind::Closed => match ctx {
+                // e.g. a closed pool or a connection poisoned by a dropped send: the context says which.
+                Some(c) => f.write_str(c)?,
+                None => f.write_str("the connection is closed; connect again")?,
+            },
             _ => match self.as_proto() {
                 Some(p) => {
                     // The core's sentence already includes the reply.

@@ -1,0 +1,896 @@
+//! One SMTP/LMTP session over `async_io::Async<TcpStream>`: connecting, the drive loop, and sending.
+//!
+//! The drive loop follows the core's contract ([`smtp_proto::Client`]): drain `poll_transmit`, then `poll_event`,
+//! then wait for bytes or `poll_timeout()`, whichever comes first. Every wait — reading a reply, writing a command or
+//! a body block, the TLS handshake, reading the body from its source — is raced against the core's deadline, so the
+//! stage deadlines hold however the server (or the body source) behaves.
+
+use std::fmt;
+use std::io;
+use std::mem;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use async_io::{Async, Timer};
+use futures_lite::io::AsyncRead;
+use smtp_blocking::{ConnectOptions, Error, ErrorKind, SendReport, TlsMode, TlsUsed};
+use smtp_proto::diagnose::{self, PeerSpeaks};
+use smtp_proto::{
+    Capabilities, Client, Envelope, Event, Outcome, Reply, Stage, TlsPolicy, TransactionReport,
+};
+
+use crate::io::{Io, Turn};
+use crate::settings::Settings;
+use crate::tls::{self, Handshake, Observed, Stream};
+use crate::transcript::Transcript;
+
+/// Body bytes read from an [`AsyncRead`] source at a time.
+const BODY_CHUNK: usize = 64 * 1024;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What a drive loop is trying to reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Goal {
+    Ready,
+    Transaction,
+    Noop,
+    Closed,
+}
+
+/// What happened while driving.
+#[derive(Debug, Default)]
+struct Progress {
+    ready: bool,
+    report: Option<TransactionReport>,
+    noop: Option<Reply>,
+    closed: bool,
+    usage: Option<smtp_proto::UsageError>,
+    body_error: Option<io::Error>,
+}
+
+/// The body of the transaction being sent: a source and a buffer of bytes read but not yet taken by the core.
+struct Body<'a, R: ?Sized> {
+    source: &'a mut R,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// Bytes read from the source so far.
+    read: u64,
+    progress: Option<&'a mut (dyn FnMut(u64) + Send)>,
+}
+
+/// The result of one send attempt, with what a pool needs to decide on a retry.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub(crate) result: Result<SendReport, Error>,
+    /// The message certainly did not reach the server's verdict (the core's `NotSent`).
+    pub(crate) not_sent: bool,
+}
+
+/// An open SMTP or LMTP session, ready for transactions.
+///
+/// Obtained from [`Connection::connect`] (or checked out of a [`crate::Pool`]). Methods take `&mut self`: one
+/// transaction at a time, any number of them in a row (`RSET` after a failed one, as the core decides).
+///
+/// **Cancellation.** Every future is cancel-safe in the only sense that matters for mail: dropping it mid-way marks
+/// the connection *poisoned* unless the session is provably between transactions. A poisoned connection refuses
+/// every later call with [`ErrorKind::Closed`], a pool discards it, and so a half-sent message can never be followed
+/// by another command on the same connection.
+pub struct Connection {
+    id: u64,
+    io: Io,
+    client: Client,
+    settings: Arc<Settings>,
+    peer: SocketAddr,
+    tls: TlsUsed,
+    tls_details: Option<String>,
+    capabilities: Option<Capabilities>,
+    /// Managed by a pool: the pool does the NOOP check and never hands out a closed connection.
+    pooled: bool,
+    /// Why the session ended, once it has.
+    closed: Option<Error>,
+    /// The last I/O error, kept as the cause of the core's error.
+    io_error: Option<Arc<io::Error>>,
+    /// Set when any byte arrived: Auto mode's probe watches it.
+    greeted: Option<Arc<AtomicBool>>,
+    /// Bytes read from the server since connecting (a greeting timeout with none is "silence").
+    bytes_seen: bool,
+    transcript: Transcript,
+    /// Which TLS mode was chosen and why (for `Auto`, the decision).
+    tls_reason: String,
+    messages: u64,
+    last_used: Instant,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("peer", &self.peer)
+            .field("tls", &self.tls)
+            .field("poisoned", &self.is_poisoned())
+            .field("closed", &self.closed.is_some())
+            .field("messages", &self.messages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Connects to the server and opens the session: greeting, EHLO, TLS as [`ConnectOptions::tls`] says (including
+    /// [`TlsMode::Auto`]), AUTH when credentials are set. Returns when the session is ready for a transaction.
+    pub async fn connect(options: &ConnectOptions) -> Result<Self, Error> {
+        let settings = Settings::new(options.clone())?;
+        Self::open(settings).await
+    }
+
+    /// Opens a session with resolved settings (shared by a pool).
+    pub(crate) async fn open(settings: Arc<Settings>) -> Result<Self, Error> {
+        let mode = settings.options.tls;
+        if mode == TlsMode::Auto {
+            return crate::auto::open(settings).await;
+        }
+        let policy = mode.first_policy(settings.options.port);
+        let reason = mode.first_reason(settings.options.port);
+        let mut transcript = Transcript::new(settings.options.transcript.clone(), false);
+        transcript.note(reason.clone());
+        let mut conn = Self::open_with(&settings, policy, None, transcript).await?;
+        conn.tls_reason = reason;
+        Ok(conn)
+    }
+
+    /// One attempt with one TLS policy. `greeted` is set when the server sends its first byte (Auto's probe).
+    pub(crate) async fn open_with(
+        settings: &Arc<Settings>,
+        policy: TlsPolicy,
+        greeted: Option<Arc<AtomicBool>>,
+        mut transcript: Transcript,
+    ) -> Result<Self, Error> {
+        let (socket, peer) = connect_tcp(settings, &mut transcript).await?;
+        let mut config = settings.options.session_config(policy, transcript.wanted());
+        if config.sasl_random.is_none() {
+            // SCRAM nonces: fresh per connection (the core reads no randomness itself).
+            config.sasl_random = smtp_blocking::tls::random_bytes();
+        }
+        let now = Instant::now();
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        transcript.set_id(id);
+        transcript.note(format!("connected to {peer}"));
+        let mut conn = Self {
+            id,
+            io: Io::new(Stream::Plain(Observed::new(socket))),
+            client: Client::new(config, now),
+            settings: Arc::clone(settings),
+            peer,
+            tls: TlsUsed::None,
+            tls_details: None,
+            capabilities: None,
+            pooled: false,
+            closed: None,
+            io_error: None,
+            greeted,
+            bytes_seen: false,
+            transcript,
+            tls_reason: String::new(),
+            messages: 0,
+            last_used: now,
+        };
+        let progress = conn
+            .drive::<futures_lite::io::Empty>(Goal::Ready, None, None)
+            .await;
+        conn.finish_op();
+        if progress.ready && conn.closed.is_none() {
+            conn.greeted = None;
+            return Ok(conn);
+        }
+        let error = conn.session_error();
+        Err(conn.diagnose_silence(error, policy).await)
+    }
+
+    /// With a forced STARTTLS or plaintext mode, a greeting that never came on a port other than 465 is diagnosed
+    /// by sending a TLS ClientHello on a second connection: if TLS records come back, the port speaks implicit TLS
+    /// and the error says so instead of "timed out".
+    async fn diagnose_silence(&mut self, error: Error, policy: TlsPolicy) -> Error {
+        let silent = matches!(error.kind(), ErrorKind::Timeout)
+            && error.stage() == Stage::Greeting
+            && !self.bytes_seen;
+        if !silent || policy == TlsPolicy::Implicit || self.settings.options.tls == TlsMode::Auto {
+            return error;
+        }
+        let probe = tls::probe_implicit_tls(self.peer, &self.settings);
+        let speaks = self
+            .io
+            .race(
+                probe,
+                Some(Instant::now() + self.settings.options.probe_delay),
+            )
+            .await;
+        if speaks == Some(PeerSpeaks::TlsRecord) {
+            self.transcript
+                .note("the server answered a TLS ClientHello: this port speaks implicit TLS");
+            let mismatch = smtp_proto::Error::new(
+                smtp_proto::ErrorKind::ModeMismatch(smtp_proto::Mismatch::ServerSpeaksTls),
+                Stage::Greeting,
+                None,
+            );
+            return Error::from_proto(mismatch);
+        }
+        error
+    }
+
+    /// Sends one message, streaming the body from `body` with back-pressure: one 64 KiB read buffer and the core's
+    /// [`max_buffered_body`](smtp_proto::Config::max_buffered_body) are all that is held in memory, whatever the
+    /// message size, and the source is read only as fast as the server takes the bytes. `body` may be a reader or
+    /// `&mut` one (an `&[u8]` works too; see [`send_bytes`](Self::send_bytes)).
+    ///
+    /// The body is the message as RFC 5322 text (headers, blank line, content); line endings are normalized and
+    /// dots stuffed by the core (or BDAT used when the server offers CHUNKING).
+    ///
+    /// Returns the [`SendReport`] when the server gave a verdict (accepted, partly accepted, rejected: per recipient)
+    /// or when the end of the data was sent and no verdict came ([`smtp_blocking::Outcome::Unknown`]: never counted
+    /// as sent). Returns an error when the message was certainly not accepted: the connection is closed or poisoned
+    /// ([`ErrorKind::Closed`]), the server cannot take this envelope ([`ErrorKind::Message`]; nothing was sent and
+    /// the connection stays usable), reading the body failed ([`ErrorKind::BodyRead`]; the connection is closed
+    /// without sending the end of data), or the session failed before the end of data was sent.
+    ///
+    /// Before reusing a connection idle for longer than [`ConnectOptions::noop_after_idle`], it is checked with
+    /// `NOOP`; with [`ConnectOptions::reconnect`], a connection found closed at that point (or closed by an earlier
+    /// error) is reopened first. Never reopened in the middle of a message: nothing is sent twice.
+    pub async fn send(
+        &mut self,
+        envelope: &Envelope,
+        mut body: impl AsyncRead + Unpin,
+    ) -> Result<SendReport, Error> {
+        self.attempt(envelope, &mut body, None).await.result
+    }
+
+    /// Sends one message whose body is in memory. See [`send`](Self::send).
+    pub async fn send_bytes(
+        &mut self,
+        envelope: &Envelope,
+        body: &[u8],
+    ) -> Result<SendReport, Error> {
+        let mut body = body;
+        self.attempt(envelope, &mut body, None).await.result
+    }
+
+    /// Like [`send`](Self::send), calling `progress` with the number of body bytes read from `body` so far, each
+    /// time more were read (for a progress display of large messages; reads follow the server's pace).
+    pub async fn send_with_progress(
+        &mut self,
+        envelope: &Envelope,
+        mut body: impl AsyncRead + Unpin,
+        mut progress: impl FnMut(u64) + Send,
+    ) -> Result<SendReport, Error> {
+        self.attempt(envelope, &mut body, Some(&mut progress))
+            .await
+            .result
+    }
+
+    pub(crate) async fn attempt<'a, R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        envelope: &Envelope,
+        body: &'a mut R,
+        progress: Option<&'a mut (dyn FnMut(u64) + Send)>,
+    ) -> Attempt {
+        let failed = |e| Attempt {
+            result: Err(e),
+            not_sent: true,
+        };
+        if let Err(e) = self.check_before_send().await {
+            return failed(e);
+        }
+        let mut source = Body {
+            source: body,
+            buf: vec![0; BODY_CHUNK].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+            read: 0,
+            progress,
+        };
+        let progress = self
+            .drive(Goal::Transaction, Some(&mut source), Some(envelope.clone()))
+            .await;
+        let body_read = source.read;
+        self.finish_op();
+        self.last_used = Instant::now();
+        if let Some(usage) = progress.usage {
+            return failed(Error::new(ErrorKind::Message(usage), Stage::Mail));
+        }
+        if let Some(e) = progress.body_error {
+            return Attempt {
+                result: Err(Error::new(ErrorKind::BodyRead, Stage::DataBlock).with_cause(e)),
+                not_sent: true,
+            };
+        }
+        self.messages += 1;
+        let session_error = self
+            .closed
+            .clone()
+            .filter(|e| !matches!(e.kind(), ErrorKind::Closed));
+        match progress.report {
+            Some(report) => {
+                let not_sent = report.outcome == Outcome::NotSent;
+                Attempt {
+                    result: SendReport::from_transaction(
+                        report,
+                        self.tls,
+                        body_read,
+                        session_error,
+                    ),
+                    not_sent,
+                }
+            }
+            None => Attempt {
+                result: Err(self.session_error()),
+                not_sent: true,
+            },
+        }
+    }
+
+    /// Refuses a closed or poisoned connection; checks an idle one with NOOP; reconnects when allowed.
+    async fn check_before_send(&mut self) -> Result<(), Error> {
+        if self.is_poisoned() {
+            return Err(poisoned());
+        }
+        let idle_for = self.last_used.elapsed();
+        if self.closed.is_none()
+            && !self.pooled
+            && self.messages > 0
+            && self
+                .settings
+                .options
+                .noop_after_idle
+                .is_some_and(|d| idle_for >= d)
+            && let Err(e) = self.noop().await
+        {
+            self.transcript
+                .note(format!("the idle connection failed its NOOP check: {e}"));
+        }
+        if let Some(e) = &self.closed {
+            if !self.settings.options.reconnect || self.pooled {
+                return Err(Error::new(ErrorKind::Closed, e.stage()).with_context(e.to_string()));
+            }
+            self.transcript
+                .note("the connection is closed: reconnecting before the next message");
+            self.reconnect().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `NOOP` and waits for the reply: checks that an idle connection still works.
+    pub async fn noop(&mut self) -> Result<Reply, Error> {
+        self.check_open()?;
+        if let Err(u) = self.client.noop() {
+            return Err(Error::new(ErrorKind::Message(u), Stage::Noop));
+        }
+        let progress = self
+            .drive::<futures_lite::io::Empty>(Goal::Noop, None, None)
+            .await;
+        self.finish_op();
+        match progress.noop {
+            Some(reply) if reply.code().is_positive_completion() => {
+                self.last_used = Instant::now();
+                Ok(reply)
+            }
+            Some(reply) => {
+                Err(Error::new(ErrorKind::CommandRejected, Stage::Noop).with_reply(Some(reply)))
+            }
+            None => Err(self.session_error()),
+        }
+    }
+
+    /// Ends the session politely (`QUIT`, then the reply within the QUIT deadline) and closes the connection. A
+    /// poisoned or already closed connection is just closed.
+    pub async fn quit(mut self) -> Result<(), Error> {
+        if self.is_poisoned() || self.closed.is_some() {
+            return Ok(());
+        }
+        self.client.quit();
+        let progress = self
+            .drive::<futures_lite::io::Empty>(Goal::Closed, None, None)
+            .await;
+        self.finish_op();
+        match &self.closed {
+            Some(e) if progress.closed && !matches!(e.kind(), ErrorKind::Closed) => Err(e.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    /// True when a transaction can start now: open, between transactions, nothing outstanding.
+    pub fn is_usable(&self) -> bool {
+        self.closed.is_none() && self.client.is_idle() && self.io.is_drained()
+    }
+
+    /// True when an operation was interrupted (its future dropped) while the session was not provably between
+    /// transactions: a reply is awaited, a transaction is open, or bytes are half-written. Such a connection refuses
+    /// every further call and is never reused.
+    ///
+    /// Nothing is tracked for this: the core's state and the write queue *are* the evidence. After every completed
+    /// operation the session is idle (or closed), so only an interrupted one can leave it otherwise.
+    pub fn is_poisoned(&self) -> bool {
+        self.closed.is_none() && !(self.client.is_idle() && self.io.is_drained())
+    }
+
+    /// The server's capabilities from the last EHLO/LHLO.
+    pub fn capabilities(&self) -> Option<&Capabilities> {
+        self.capabilities.as_ref()
+    }
+
+    /// How the session is protected.
+    pub fn tls(&self) -> TlsUsed {
+        self.tls
+    }
+
+    /// Which TLS mode was used and why: for [`TlsMode::Auto`], the port rule or the switch that decided it.
+    pub fn tls_reason(&self) -> &str {
+        &self.tls_reason
+    }
+
+    pub(crate) fn set_tls_reason(&mut self, reason: impl Into<String>) {
+        self.tls_reason = reason.into();
+    }
+
+    /// The options this connection was opened with.
+    pub fn options(&self) -> &ConnectOptions {
+        &self.settings.options
+    }
+
+    /// Closes this session (without QUIT if it is in the middle of something) and opens a new one with the same
+    /// options.
+    pub async fn reconnect(&mut self) -> Result<(), Error> {
+        let fresh = Self::open(Arc::clone(&self.settings)).await?;
+        let (messages, pooled) = (self.messages, self.pooled);
+        *self = fresh;
+        self.messages = messages;
+        self.pooled = pooled;
+        Ok(())
+    }
+
+    /// Whether AUTH succeeded.
+    pub fn is_authenticated(&self) -> bool {
+        self.client.is_authenticated()
+    }
+
+    /// True until the session ended (an error, QUIT, or a closed connection); a closed connection is reopened by
+    /// the next send when [`ConnectOptions::reconnect`] is on.
+    pub fn is_open(&self) -> bool {
+        self.closed.is_none()
+    }
+
+    /// The negotiated TLS version and cipher suite, when TLS is active.
+    pub fn tls_details(&self) -> Option<&str> {
+        self.tls_details.as_deref()
+    }
+
+    /// The server's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Transactions attempted on this connection.
+    pub fn messages_sent(&self) -> u64 {
+        self.messages
+    }
+
+    /// When the last operation on this connection ended.
+    pub fn last_used(&self) -> Instant {
+        self.last_used
+    }
+
+    /// The session error that closed this connection, if it is closed.
+    pub fn close_reason(&self) -> Option<&Error> {
+        self.closed.as_ref()
+    }
+
+    // ----- internals -----
+
+    pub(crate) fn transcript_mut(&mut self) -> &mut Transcript {
+        &mut self.transcript
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if let Some(e) = &self.closed {
+            return Err(Error::new(ErrorKind::Closed, e.stage()).with_context(e.to_string()));
+        }
+        if self.is_poisoned() {
+            return Err(poisoned());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_pooled(&mut self) {
+        self.pooled = true;
+    }
+
+    /// Called when an operation's drive loop ends normally.
+    fn finish_op(&mut self) {
+        if self.closed.is_some() {
+            // Drop the socket now: nothing more may be read or written.
+            self.io.stream = Stream::Gone;
+        }
+    }
+
+    /// The error to return when the session ended without the expected result.
+    fn session_error(&self) -> Error {
+        self.closed
+            .clone()
+            .unwrap_or_else(|| Error::new(ErrorKind::Closed, Stage::Idle))
+    }
+
+    fn with_cause(&self, e: Error) -> Error {
+        match &self.io_error {
+            Some(io) if matches!(e.kind(), ErrorKind::ConnectionClosed | ErrorKind::Timeout) => e
+                .with_shared_cause(Some(
+                    Arc::clone(io) as Arc<dyn std::error::Error + Send + Sync>
+                )),
+            _ => e,
+        }
+    }
+
+    /// Moves everything the core wants to send into the write queue.
+    fn transmit(&mut self) {
+        while let Some(bytes) = self.client.poll_transmit(Instant::now()) {
+            self.io.queue(bytes);
+        }
+    }
+
+    fn log_transcript(&mut self) {
+        while let Some(entry) = self.client.poll_transcript() {
+            self.transcript.core(entry);
+        }
+    }
+
+    /// The drive loop.
+    async fn drive<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        goal: Goal,
+        mut body: Option<&mut Body<'_, R>>,
+        mut envelope: Option<Envelope>,
+    ) -> Progress {
+        let mut p = Progress::default();
+        let mut body_open = false;
+        loop {
+            // 1. Everything to transmit goes to the write queue.
+            self.transmit();
+            // 2. Every event; handling one may issue commands.
+            let mut again = false;
+            while let Some(event) = self.client.poll_event() {
+                again = true;
+                match event {
+                    Event::StartTls => {
+                        self.log_transcript();
+                        self.handshake().await;
+                    }
+                    Event::Ready {
+                        capabilities,
+                        tls,
+                        authenticated,
+                    } => {
+                        let mut note = format!(
+                            "ready: TLS {}",
+                            if tls { self.tls.as_str() } else { "none" }
+                        );
+                        if authenticated {
+                            note.push_str(", authenticated");
+                        }
+                        if !tls && self.client.config().tls == TlsPolicy::StartTlsOpportunistic {
+                            note.push_str(
+                                " (STARTTLS not available: continuing in plaintext, opportunistic mode)",
+                            );
+                        }
+                        self.transcript.note(note);
+                        self.capabilities = Some(capabilities);
+                        p.ready = true;
+                    }
+                    Event::ReadyForBody { .. } => body_open = body.is_some(),
+                    Event::TransactionComplete(report) => {
+                        body_open = false;
+                        p.report = Some(*report);
+                    }
+                    Event::NoopReply { reply } => p.noop = Some(reply),
+                    Event::Closed { error } => {
+                        self.note_closed(error);
+                        p.closed = true;
+                    }
+                    _ => {}
+                }
+            }
+            self.log_transcript();
+            if envelope.is_some() && self.client.is_idle() {
+                let env = envelope.take().expect("checked");
+                match self.client.send_mail(env) {
+                    Ok(_) => again = true,
+                    Err(u) => {
+                        p.usage = Some(u);
+                        return p;
+                    }
+                }
+            }
+            if again {
+                continue;
+            }
+            let reached = p.closed
+                || match goal {
+                    Goal::Ready => p.ready,
+                    Goal::Transaction => p.report.is_some() && self.client.is_idle(),
+                    Goal::Noop => p.noop.is_some(),
+                    Goal::Closed => false,
+                };
+            // Leave only with nothing left to write, so an idle connection owes nothing.
+            if reached && (self.io.is_drained() || p.closed) {
+                return p;
+            }
+            // 3. Feed the body while the write queue is empty (back-pressure: the socket sets the pace).
+            if body_open
+                && self.io.is_drained()
+                && let Some(b) = body.as_deref_mut()
+            {
+                match self.feed_body(b).await {
+                    Ok(open) => body_open = open,
+                    Err(e) => {
+                        // Never send the end of data after a failed read: that would deliver a truncated message.
+                        self.transcript
+                            .note(format!("reading the message body failed: {e}; closing"));
+                        p.body_error = Some(e);
+                        self.client.quit();
+                        body_open = false;
+                    }
+                }
+                continue;
+            }
+            // 4. Wait for bytes, for the write queue to drain (when the body needs it), or for the deadline.
+            let deadline = self.client.poll_timeout();
+            let turn = self.io.turn(deadline, body_open || reached).await;
+            let now = Instant::now();
+            match turn {
+                Ok(Turn::Read(n)) => {
+                    self.bytes_seen = true;
+                    if let Some(g) = &self.greeted {
+                        g.store(true, Ordering::Relaxed);
+                    }
+                    self.client.receive(now, self.io.received(n));
+                }
+                Ok(Turn::Eof) => self.client.receive_eof(now),
+                Ok(Turn::Written) => {}
+                Ok(Turn::Deadline) => self.client.handle_timeout(now),
+                Err(e) => {
+                    // A reset or broken pipe: the core decides what it means at this stage (lost, or unknown).
+                    self.io_error = Some(Arc::new(e));
+                    self.client.receive_eof(now);
+                }
+            }
+        }
+    }
+
+    /// Offers body bytes to the core until it pushes back or the body ends. Returns whether the body is still open.
+    async fn feed_body<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        b: &mut Body<'_, R>,
+    ) -> io::Result<bool> {
+        loop {
+            if b.start == b.end {
+                if b.eof {
+                    // An error here means the transaction already failed; its report follows.
+                    let _ = self.client.finish_body();
+                    return Ok(false);
+                }
+                let deadline = self.client.poll_timeout();
+                match self
+                    .io
+                    .read_source(&mut *b.source, &mut b.buf, deadline)
+                    .await
+                {
+                    None => {
+                        self.client.handle_timeout(Instant::now());
+                        return Ok(false);
+                    }
+                    Some(Ok(0)) => b.eof = true,
+                    Some(Ok(n)) => {
+                        b.start = 0;
+                        b.end = n;
+                        b.read += n as u64;
+                        if let Some(p) = b.progress.as_mut() {
+                            p(b.read);
+                        }
+                    }
+                    Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Some(Err(e)) => return Err(e),
+                }
+                continue;
+            }
+            match self.client.write_body(&b.buf[b.start..b.end]) {
+                Ok(0) => return Ok(true),
+                Ok(n) => b.start += n,
+                // The transaction failed meanwhile (its report follows) or the session closed.
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+
+    /// Does the TLS handshake the core asked for, on the same socket, within the handshake deadline.
+    async fn handshake(&mut self) {
+        let implicit = !self.client.is_tls() && self.client.config().tls == TlsPolicy::Implicit;
+        let now = Instant::now();
+        let Stream::Plain(socket) = mem::replace(&mut self.io.stream, Stream::Gone) else {
+            self.client.tls_failed(
+                now,
+                &[],
+                "a TLS handshake was requested on a connection that is already TLS",
+            );
+            return;
+        };
+        let Some(config) = self.settings.tls_config.clone() else {
+            self.client.tls_failed(now, &[], "TLS is not configured");
+            return;
+        };
+        let (handle, fut) = Handshake::start(socket, config, self.settings.server_name.clone());
+        let deadline = self.client.poll_timeout();
+        let result = self.io.race(fut, deadline).await;
+        let now = Instant::now();
+        match result {
+            Some(Ok(stream)) => {
+                let summary = tls::summary(&stream);
+                let binding = tls::channel_binding(&stream);
+                self.transcript.note(format!(
+                    "TLS established ({}): {summary}",
+                    if implicit { "implicit" } else { "STARTTLS" }
+                ));
+                self.io.stream = Stream::Tls(Box::new(stream));
+                self.tls = if implicit {
+                    TlsUsed::Implicit
+                } else {
+                    TlsUsed::StartTls
+                };
+                self.tls_details = Some(summary);
+                if let Some(g) = &self.greeted {
+                    g.store(true, Ordering::Relaxed);
+                }
+                let _ = self.client.tls_established_with_binding(now, binding);
+            }
+            Some(Err(e)) => {
+                let details = tls::describe_failure(&e, &self.settings);
+                let observed = e.observed;
+                if !observed.is_empty() {
+                    self.bytes_seen = true;
+                    if let Some(g) = &self.greeted {
+                        g.store(true, Ordering::Relaxed);
+                    }
+                }
+                let tls_level = e.error.get_ref().is_some_and(|x| x.is::<rustls::Error>());
+                self.io_error = Some(Arc::new(e.error));
+                if !tls_level && observed.is_empty() {
+                    // The connection closed or broke before the server said anything.
+                    self.client.receive_eof(now);
+                } else if !implicit
+                    && !matches!(
+                        diagnose::classify(&observed),
+                        PeerSpeaks::TlsRecord | PeerSpeaks::Undecided | PeerSpeaks::Nothing
+                    )
+                {
+                    // Plaintext after the 220 to STARTTLS: the core reports the response injection.
+                    self.client.receive(now, &observed);
+                } else {
+                    self.client.tls_failed(now, &observed, &details);
+                }
+            }
+            None => {
+                let observed = handle.observed();
+                if diagnose::classify(&observed) == PeerSpeaks::SmtpReply {
+                    self.client
+                        .tls_failed(now, &observed, "the server sent a plaintext reply");
+                } else {
+                    self.client.handle_timeout(now);
+                }
+            }
+        }
+    }
+
+    fn note_closed(&mut self, error: Option<smtp_proto::Error>) {
+        let e = match error {
+            Some(e) => self.with_cause(Error::from_proto(e)),
+            None => Error::new(ErrorKind::Closed, Stage::Quit),
+        };
+        if !matches!(e.kind(), ErrorKind::Closed) {
+            self.transcript.note(format!("session closed: {e}"));
+        }
+        self.closed.get_or_insert(e);
+    }
+}
+
+fn poisoned() -> Error {
+    Error::new(ErrorKind::Closed, Stage::Idle).with_context(
+        "an earlier operation on this connection was cancelled mid-way (its future was dropped); the connection \
+         cannot be reused",
+    )
+}
+
+/// Resolves the host (on the `blocking` thread pool unless it is an IP literal) and connects to each address in
+/// turn (IPv6 and IPv4, in resolver order), each within the connect timeout.
+async fn connect_tcp(
+    settings: &Settings,
+    transcript: &mut Transcript,
+) -> Result<(Async<TcpStream>, SocketAddr), Error> {
+    let options = &settings.options;
+    let host = options.host.clone();
+    let port = options.port;
+    let timeout = options.connect_timeout;
+    let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => {
+            let lookup = host.clone();
+            let resolved = futures_lite::future::or(
+                async move {
+                    Some(blocking::unblock(move || (lookup.as_str(), port).to_socket_addrs()).await)
+                },
+                async {
+                    Timer::after(timeout).await;
+                    None
+                },
+            )
+            .await;
+            match resolved {
+                Some(Ok(a)) => a.collect(),
+                Some(Err(e)) => {
+                    return Err(Error::new(ErrorKind::Resolve, Stage::Connect)
+                        .with_context(host)
+                        .with_cause(e));
+                }
+                None => {
+                    let e = io::Error::new(io::ErrorKind::TimedOut, "name resolution timed out");
+                    return Err(Error::new(ErrorKind::Resolve, Stage::Connect)
+                        .with_context(host)
+                        .with_cause(e));
+                }
+            }
+        }
+    };
+    if addrs.is_empty() {
+        return Err(Error::new(ErrorKind::Resolve, Stage::Connect).with_context(host));
+    }
+    let mut last = None;
+    for addr in &addrs {
+        let attempt = futures_lite::future::or(
+            async { Some(Async::<TcpStream>::connect(*addr).await) },
+            async {
+                Timer::after(timeout).await;
+                None
+            },
+        )
+        .await;
+        match attempt {
+            Some(Ok(s)) => {
+                let _ = s.get_ref().set_nodelay(true);
+                return Ok((s, *addr));
+            }
+            Some(Err(e)) => {
+                transcript.note(format!("connecting to {addr} failed: {e}"));
+                last = Some(e);
+            }
+            None => {
+                transcript.note(format!("connecting to {addr} timed out after {timeout:?}"));
+                last = Some(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+            }
+        }
+    }
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    let mut e = Error::new(ErrorKind::Connect, Stage::Connect).with_context(list.join(", "));
+    if let Some(cause) = last {
+        e = e.with_cause(cause);
+    }
+    Err(e)
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.is_poisoned() {
+            self.transcript.note(
+                "dropped in the middle of an operation: the connection is discarded, never reused",
+            );
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The adapter needs no particular runtime: the same send works on `smol`, on `async_io::block_on`, and on an
+//! `async-executor` driven by plain threads; and the transcript reaches `tracing` with AUTH redacted.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use smtp_smol::{
+    ConnectOptions, Connection, Outcome, Pool, PoolOptions, TRANSCRIPT_TARGET, Timeouts, TlsMode,
+};
+use smtp_test_server::{ServerConfig, TestPki, TestServer};
+
+fn server() -> TestServer {
+    TestServer::start(
+        ServerConfig::new()
+            .starttls(&TestPki::shared())
+            .user("alice", "pa55-w0rd"),
+    )
+    .unwrap()
+}
+
+fn opts(server: &TestServer) -> ConnectOptions {
+    local(server.port(), &TestPki::shared().ca_pem())
+        .with_tls(TlsMode::StartTls)
+        .with_password("alice", "pa55-w0rd")
+        .with_timeouts(Timeouts::submission().capped(Duration::from_secs(2)))
+}
+
+async fn one(o: ConnectOptions, subject: &str) -> Outcome {
+    let mut conn = Connection::connect(&o).await.unwrap();
+    let report = conn
+        .send_bytes(
+            &envelope("a@example.org", &["b@example.org"]),
+            &message(subject, "x"),
+        )
+        .await
+        .unwrap();
+    conn.quit().await.unwrap();
+    report.outcome
+}
+
+#[test]
+fn runs_on_smol() {
+    let s = server();
+    let o = opts(&s);
+    assert_eq!(
+        smol::block_on(smol::spawn(one(o, "on-smol"))),
+        Outcome::Accepted
+    );
+}
+
+#[test]
+fn runs_on_async_io_block_on() {
+    let s = server();
+    assert_eq!(
+        async_io::block_on(one(opts(&s), "on-async-io")),
+        Outcome::Accepted
+    );
+}
+
+#[test]
+fn runs_on_async_executor_with_worker_threads() {
+    let s = server();
+    let pool = Pool::new(opts(&s), PoolOptions::default().max_connections(2)).unwrap();
+    let ex = Arc::new(async_executor::Executor::new());
+    let stop = event_listener::Event::new();
+    let outcomes = std::thread::scope(|scope| {
+        for _ in 0..2 {
+            let (ex, stop) = (Arc::clone(&ex), &stop);
+            scope.spawn(move || futures_lite::future::block_on(ex.run(stop.listen())));
+        }
+        // The main thread only waits: the tasks run on the workers, async-io's reactor drives the sockets.
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let pool = pool.clone();
+                ex.spawn(async move {
+                    pool.send_bytes(
+                        &envelope("a@example.org", &["b@example.org"]),
+                        message(&format!("ex-{i}"), "x"),
+                    )
+                    .await
+                    .map(|r| r.outcome)
+                })
+            })
+            .collect();
+        let out: Vec<_> = tasks
+            .into_iter()
+            .map(futures_lite::future::block_on)
+            .collect();
+        stop.notify(usize::MAX);
+        out
+    });
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Ok(Outcome::Accepted))),
+        "{outcomes:?}"
+    );
+    assert_eq!(s.messages().len(), 10);
+    assert!(s.connections() <= 2);
+}
+
+/// A minimal `tracing` subscriber that keeps the events of the transcript target as text.
+struct Capture(Arc<Mutex<String>>);
+
+struct Visitor<'a>(&'a mut String);
+
+impl tracing::field::Visit for Visitor<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, "[{}={value:?}] ", field.name());
+        }
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target() == TRANSCRIPT_TARGET
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut text = self.0.lock().unwrap();
+        let _ = write!(text, "{} ", event.metadata().level());
+        event.record(&mut Visitor(&mut text));
+        text.push('\n');
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn transcript_goes_to_tracing_with_auth_redacted() {
+    let s = server();
+    let text = Arc::new(Mutex::new(String::new()));
+    let o = opts(&s);
+    tracing::subscriber::with_default(Capture(Arc::clone(&text)), || {
+        assert_eq!(async_io::block_on(one(o, "traced")), Outcome::Accepted);
+    });
+    let text = text.lock().unwrap();
+    assert!(text.contains("C: EHLO"), "{text}");
+    assert!(text.contains("C: STARTTLS"), "{text}");
+    assert!(text.contains("TLS established"), "{text}");
+    assert!(text.contains("C: AUTH PLAIN <redacted>"), "{text}");
+    assert!(text.contains("S: 235"), "{text}");
+    assert!(
+        text.contains("[conn="),
+        "each line names its connection: {text}"
+    );
+    assert!(!text.contains("pa55-w0rd"), "{text}");
+    // base64("\0alice\0pa55-w0rd") must not appear either.
+    assert!(!text.contains("AGFsaWNlAHBhNTUtdzByZA"), "{text}");
+}
