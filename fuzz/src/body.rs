@@ -19,13 +19,17 @@ use super::reference;
 /// Runs the target on one input.
 pub fn run(data: &[u8]) {
     let mut input = Input::new(data);
-    let stuffing = input.u8() % 2 == 0;
+    let stuffing = input.u8() & 1 == 0;
     let second_at = usize::from(input.u16());
     let n = input.below(32);
     let sizes: Vec<usize> = (0..n).map(|_| usize::from(input.u8())).collect();
     let bodies = input.rest();
     let (first, second) = bodies.split_at(second_at % (bodies.len() + 1));
-    let mut stuffer = if stuffing { DotStuffer::new() } else { DotStuffer::normalizing_only() };
+    let mut stuffer = if stuffing {
+        DotStuffer::new()
+    } else {
+        DotStuffer::normalizing_only()
+    };
     check_body(&mut stuffer, stuffing, first, &sizes);
     check_body(&mut stuffer, stuffing, second, &sizes);
 }
@@ -48,22 +52,45 @@ pub fn check_body(stuffer: &mut DotStuffer, stuffing: bool, body: &[u8], sizes: 
     let mut rest = body;
     let mut i = 0;
     while !rest.is_empty() {
-        let size = if sizes.iter().all(|&s| s == 0) { rest.len() } else { sizes[i % sizes.len()] };
+        let size = if sizes.iter().all(|&s| s == 0) {
+            rest.len()
+        } else {
+            sizes[i % sizes.len()]
+        };
         i += 1;
         let (chunk, tail) = rest.split_at(size.min(rest.len()));
         let before = wire.len();
         stuffer.push(chunk, &mut wire);
-        assert!(wire.len() - before <= 2 * chunk.len() + 2, "one push of {} bytes wrote {}", chunk.len(), wire.len() - before);
+        assert!(
+            wire.len() - before <= 2 * chunk.len() + 2,
+            "one push of {} bytes wrote {}",
+            chunk.len(),
+            wire.len() - before
+        );
         rest = tail;
     }
     stuffer.finish(&mut wire);
-    assert!(wire.len() <= DotStuffer::max_output_len(body.len()), "{} bytes for a {}-byte body", wire.len(), body.len());
-    assert!(!reference::has_bare_cr_or_lf(&wire), "bare CR or LF on the wire: {:?}", wire.escape_ascii().to_string());
+    assert!(
+        wire.len() <= DotStuffer::max_output_len(body.len()),
+        "{} bytes for a {}-byte body",
+        wire.len(),
+        body.len()
+    );
+    assert!(
+        !reference::has_bare_cr_or_lf(&wire),
+        "bare CR or LF on the wire: {:?}",
+        wire.escape_ascii().to_string()
+    );
     if !stuffing {
         assert_eq!(wire, reference::normalize(body), "normalizing mode");
         return;
     }
-    assert_eq!(wire, reference::stuff(body), "DATA wire for {:?}", body.escape_ascii().to_string());
+    assert_eq!(
+        wire,
+        reference::stuff(body),
+        "DATA wire for {:?}",
+        body.escape_ascii().to_string()
+    );
     let mut expected = reference::normalize(body);
     if !expected.is_empty() && !expected.ends_with(b"\r\n") {
         expected.extend_from_slice(b"\r\n");
@@ -75,5 +102,9 @@ pub fn check_body(stuffer: &mut DotStuffer, stuffing: bool, body: &[u8], sizes: 
     } else {
         reference::find(&wire, b"\r\n.\r\n").map(|p| p + 2)
     };
-    assert_eq!(first_terminator, Some(wire.len() - 3), "a terminator before the end");
+    assert_eq!(
+        first_terminator,
+        Some(wire.len() - 3),
+        "a terminator before the end"
+    );
 }

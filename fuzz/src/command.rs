@@ -13,8 +13,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use smtp_proto::auth::Mechanism;
 use smtp_proto::command::Command;
 use smtp_proto::path::{
-    Address, BodyType, ClientId, EnvelopeId, MailParameters, MtPriority, Notify, OriginalRecipient, Parameter,
-    RcptParameters, Ret, ReversePath,
+    Address, BodyType, ClientId, EnvelopeId, MailParameters, MtPriority, Notify, OriginalRecipient,
+    Parameter, RcptParameters, Ret, ReversePath,
 };
 
 use super::input::{Encoder, Input};
@@ -30,12 +30,18 @@ pub fn run(data: &[u8]) {
         5 => auth(&mut input),
         6 => {
             let payload = input.bytes(400);
-            check(&Command::AuthResponse(payload), &Expected::AuthResponse(payload.to_vec()));
+            check(
+                &Command::AuthResponse(payload),
+                &Expected::AuthResponse(payload.to_vec()),
+            );
         }
         7 => {
             let size = number(&mut input);
             let last = input.bool();
-            check(&Command::Bdat { size, last }, &Expected::Bdat { size, last });
+            check(
+                &Command::Bdat { size, last },
+                &Expected::Bdat { size, last },
+            );
         }
         _ => {
             let (command, text) = [
@@ -100,14 +106,20 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     e.u8(0);
     out.push(("rcpt-postmaster", e.finish()));
     // EHLO / HELO / LHLO.
-    for (name, id) in [("ehlo-domain", &b"client.example.com"[..]), ("ehlo-literal", b"[192.0.2.1]")] {
+    for (name, id) in [
+        ("ehlo-domain", &b"client.example.com"[..]),
+        ("ehlo-literal", b"[192.0.2.1]"),
+    ] {
         let mut e = Encoder::new();
         e.u8(2).u8(0).u8(0);
         s(300, &mut e, id);
         out.push((name, e.finish()));
     }
     let mut e = Encoder::new();
-    e.u8(3).u8(1).u8(1).raw(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    e.u8(3)
+        .u8(1)
+        .u8(1)
+        .raw(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
     out.push(("helo-ipv6", e.finish()));
     // AUTH with and without an initial response, every builtin mechanism.
     for m in 0..8u8 {
@@ -116,7 +128,12 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         s(24, &mut e, b"X-CUSTOM_1");
         e.u8(m % 3);
         s(400, &mut e, b"\0user\0pass");
-        out.push((["auth-0", "auth-1", "auth-2", "auth-3", "auth-4", "auth-5", "auth-6", "auth-7"][usize::from(m)], e.finish()));
+        out.push((
+            [
+                "auth-0", "auth-1", "auth-2", "auth-3", "auth-4", "auth-5", "auth-6", "auth-7",
+            ][usize::from(m)],
+            e.finish(),
+        ));
     }
     let mut e = Encoder::new();
     e.u8(6);
@@ -126,7 +143,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     e.u8(7).u8(1).u16(4096).u16(0).u16(0).u16(0).u8(1);
     out.push(("bdat-last", e.finish()));
     for k in 0..6u8 {
-        out.push((["bare-0", "bare-1", "bare-2", "bare-3", "bare-4", "bare-5"][usize::from(k)], vec![8, k]));
+        out.push((
+            ["bare-0", "bare-1", "bare-2", "bare-3", "bare-4", "bare-5"][usize::from(k)],
+            vec![8, k],
+        ));
     }
     out
 }
@@ -134,7 +154,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
 /// A size: small or any u64.
 fn number(input: &mut Input<'_>) -> u64 {
     if input.bool() {
-        u64::from(input.u16()) | u64::from(input.u16()) << 16 | u64::from(input.u16()) << 32 | u64::from(input.u16()) << 48
+        u64::from(input.u16())
+            | u64::from(input.u16()) << 16
+            | u64::from(input.u16()) << 32
+            | u64::from(input.u16()) << 48
     } else {
         u64::from(input.u16())
     }
@@ -193,12 +216,16 @@ fn mail(input: &mut Input<'_>) {
         _ => Some(Ret::Headers),
     };
     if flags & 16 != 0 {
-        let Ok(id) = EnvelopeId::new(&text(input, 120)) else { return };
+        let Ok(id) = EnvelopeId::new(&text(input, 120)) else {
+            return;
+        };
         params.envid = Some(id);
     }
     params.require_tls = flags & 32 != 0;
     if flags & 64 != 0 {
-        let Ok(p) = MtPriority::new(input.u8() as i8) else { return };
+        let Ok(p) = MtPriority::new(input.u8() as i8) else {
+            return;
+        };
         params.mt_priority = Some(p);
     }
     let Some(extra) = extras(input) else { return };
@@ -220,7 +247,10 @@ fn mail(input: &mut Input<'_>) {
         expected.push(Param::exact("SMTPUTF8", None));
     }
     if let Some(ret) = params.ret {
-        expected.push(Param::exact("RET", Some(if ret == Ret::Full { "FULL" } else { "HDRS" })));
+        expected.push(Param::exact(
+            "RET",
+            Some(if ret == Ret::Full { "FULL" } else { "HDRS" }),
+        ));
     }
     if let Some(id) = &params.envid {
         expected.push(Param::Envid(id.as_str().to_owned()));
@@ -235,7 +265,16 @@ fn mail(input: &mut Input<'_>) {
         expected.push(Param::exact(p.keyword(), p.value()));
     }
     let path = from.address().map(|a| a.as_str().to_owned());
-    check(&Command::Mail { from: &from, params: &params }, &Expected::Mail { path, params: expected });
+    check(
+        &Command::Mail {
+            from: &from,
+            params: &params,
+        },
+        &Expected::Mail {
+            path,
+            params: expected,
+        },
+    );
 }
 
 fn rcpt(input: &mut Input<'_>) {
@@ -253,10 +292,14 @@ fn rcpt(input: &mut Input<'_>) {
     if flags & 2 != 0 {
         let addr_type = text(input, 12);
         let addr = text(input, 300);
-        let Ok(orcpt) = OriginalRecipient::new(&addr_type, &addr) else { return };
+        let Ok(orcpt) = OriginalRecipient::new(&addr_type, &addr) else {
+            return;
+        };
         params.orcpt = Some(orcpt);
     } else if flags & 4 != 0 {
-        let Ok(orcpt) = OriginalRecipient::for_address(&to) else { return };
+        let Ok(orcpt) = OriginalRecipient::for_address(&to) else {
+            return;
+        };
         params.orcpt = Some(orcpt);
     }
     let Some(extra) = extras(input) else { return };
@@ -281,7 +324,10 @@ fn rcpt(input: &mut Input<'_>) {
         expected.push(Param::exact(p.keyword(), p.value()));
     }
     check(
-        &Command::Rcpt { to: &to, params: &params },
+        &Command::Rcpt {
+            to: &to,
+            params: &params,
+        },
         &Expected::Rcpt {
             path: to.as_str().to_owned(),
             params: expected,
@@ -337,7 +383,9 @@ fn auth(input: &mut Input<'_>) {
     };
     let name = mechanism.as_str();
     let valid = (1..=20).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     check(
         &Command::Auth {
             mechanism: &mechanism,
@@ -391,16 +439,23 @@ impl Param {
             Self::Exact(k, v) => k == keyword && v.as_deref() == value,
             Self::Envid(id) => {
                 keyword.eq_ignore_ascii_case("ENVID")
-                    && value.and_then(|v| reference::xtext_decode(v.as_bytes())).is_some_and(|d| d == id.as_bytes())
+                    && value
+                        .and_then(|v| reference::xtext_decode(v.as_bytes()))
+                        .is_some_and(|d| d == id.as_bytes())
             }
             Self::Orcpt { addr_type, addr } => {
-                let Some((t, encoded)) = value.and_then(|v| v.split_once(';')) else { return false };
+                let Some((t, encoded)) = value.and_then(|v| v.split_once(';')) else {
+                    return false;
+                };
                 let decoded = if t.eq_ignore_ascii_case("utf-8") {
                     reference::utf8_xtext_decode(encoded)
                 } else {
-                    reference::xtext_decode(encoded.as_bytes()).and_then(|d| String::from_utf8(d).ok())
+                    reference::xtext_decode(encoded.as_bytes())
+                        .and_then(|d| String::from_utf8(d).ok())
                 };
-                keyword.eq_ignore_ascii_case("ORCPT") && t == addr_type && decoded.as_deref() == Some(addr.as_str())
+                keyword.eq_ignore_ascii_case("ORCPT")
+                    && t == addr_type
+                    && decoded.as_deref() == Some(addr.as_str())
             }
             Self::Notify {
                 never,
@@ -410,10 +465,18 @@ impl Param {
             } => {
                 let Some(v) = value else { return false };
                 let items: Vec<&str> = v.split(',').collect();
-                let has = |name: &str| items.iter().filter(|i| i.eq_ignore_ascii_case(name)).count() == 1;
+                let has = |name: &str| {
+                    items
+                        .iter()
+                        .filter(|i| i.eq_ignore_ascii_case(name))
+                        .count()
+                        == 1
+                };
                 let known = ["NEVER", "SUCCESS", "FAILURE", "DELAY"];
                 keyword.eq_ignore_ascii_case("NOTIFY")
-                    && items.iter().all(|i| known.iter().any(|k| i.eq_ignore_ascii_case(k)))
+                    && items
+                        .iter()
+                        .all(|i| known.iter().any(|k| i.eq_ignore_ascii_case(k)))
                     && has("NEVER") == *never
                     && has("SUCCESS") == *success
                     && has("FAILURE") == *failure
@@ -470,7 +533,11 @@ pub fn check(command: &Command<'_>, expected: &Expected) {
     assert!(out.starts_with(b"previous\r\n"), "encode must append");
     let line = &out[10..];
     check_line(line, expected).unwrap_or_else(|why| {
-        panic!("{why}: {:?} encoded as {:?}", expected, String::from_utf8_lossy(line))
+        panic!(
+            "{why}: {:?} encoded as {:?}",
+            expected,
+            String::from_utf8_lossy(line)
+        )
     });
 }
 
@@ -514,7 +581,9 @@ pub fn check_line(line: &[u8], expected: &Expected) -> Result<(), String> {
         }
         Expected::Auth { mechanism, initial } => {
             let rest = strip_verb(text, "AUTH ")?;
-            let Some(mechanism) = mechanism else { return Ok(()) };
+            let Some(mechanism) = mechanism else {
+                return Ok(());
+            };
             let (mech, response) = match rest.split_once(' ') {
                 Some((m, r)) => (m, Some(r)),
                 None => (rest, None),
@@ -525,8 +594,12 @@ pub fn check_line(line: &[u8], expected: &Expected) -> Result<(), String> {
             let decoded = match response {
                 None => None,
                 Some("=") => Some(Vec::new()),
-                Some(r) if r.is_empty() => return Err("empty initial response".into()),
-                Some(r) => Some(BASE64.decode(r).map_err(|e| format!("initial response: {e}"))?),
+                Some("") => return Err("empty initial response".into()),
+                Some(r) => Some(
+                    BASE64
+                        .decode(r)
+                        .map_err(|e| format!("initial response: {e}"))?,
+                ),
             };
             if decoded != *initial {
                 return Err("initial response".into());
@@ -547,7 +620,11 @@ pub fn check_line(line: &[u8], expected: &Expected) -> Result<(), String> {
                 Some(_) => return Err("BDAT end marker".into()),
                 None => (rest, false),
             };
-            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.parse::<u64>().ok() != Some(*size) || l != *last {
+            if n.is_empty()
+                || !n.bytes().all(|b| b.is_ascii_digit())
+                || n.parse::<u64>().ok() != Some(*size)
+                || l != *last
+            {
                 return Err("BDAT arguments".into());
             }
             Ok(())
@@ -563,14 +640,17 @@ pub fn check_line(line: &[u8], expected: &Expected) -> Result<(), String> {
 }
 
 fn strip_verb<'a>(text: &'a str, verb: &str) -> Result<&'a str, String> {
-    text.strip_prefix(verb).ok_or_else(|| format!("does not start with {verb:?}"))
+    text.strip_prefix(verb)
+        .ok_or_else(|| format!("does not start with {verb:?}"))
 }
 
 /// `esmtp-param *(SP esmtp-param)` after a path, matched against `expected` in any order.
 fn check_params(rest: &str, expected: &[Param]) -> Result<(), String> {
     let mut parsed: Vec<(&str, Option<&str>)> = Vec::new();
     if !rest.is_empty() {
-        let rest = rest.strip_prefix(' ').ok_or("no space before the parameters")?;
+        let rest = rest
+            .strip_prefix(' ')
+            .ok_or("no space before the parameters")?;
         for param in rest.split(' ') {
             let (k, v) = match param.split_once('=') {
                 Some((k, v)) => (k, Some(v)),
@@ -579,7 +659,9 @@ fn check_params(rest: &str, expected: &[Param]) -> Result<(), String> {
             let keyword_ok = k.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
                 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             // esmtp-value = 1*(%d33-60 / %d62-126), plus UTF-8 with SMTPUTF8 (RFC 6531 §3.3).
-            let value_ok = v.is_none_or(|v| !v.is_empty() && v.bytes().all(|b| matches!(b, 33..=60 | 62..=126 | 0x80..)));
+            let value_ok = v.is_none_or(|v| {
+                !v.is_empty() && v.bytes().all(|b| matches!(b, 33..=60 | 62..=126 | 0x80..))
+            });
             if !keyword_ok || !value_ok {
                 return Err(format!("malformed parameter {param:?}"));
             }
@@ -587,11 +669,16 @@ fn check_params(rest: &str, expected: &[Param]) -> Result<(), String> {
         }
     }
     if parsed.len() != expected.len() {
-        return Err(format!("{} parameters, expected {}", parsed.len(), expected.len()));
+        return Err(format!(
+            "{} parameters, expected {}",
+            parsed.len(),
+            expected.len()
+        ));
     }
     let mut used = vec![false; parsed.len()];
     for e in expected {
-        let Some(i) = (0..parsed.len()).find(|&i| !used[i] && e.matches(parsed[i].0, parsed[i].1)) else {
+        let Some(i) = (0..parsed.len()).find(|&i| !used[i] && e.matches(parsed[i].0, parsed[i].1))
+        else {
             return Err(format!("parameter {e:?} missing from {parsed:?}"));
         };
         used[i] = true;
@@ -631,7 +718,11 @@ pub fn parse_path(s: &str) -> Result<(Option<&str>, &str), String> {
         let mut atom = 0;
         loop {
             match b.get(i) {
-                Some(&c) if c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&c) || c >= 0x80 => {
+                Some(&c)
+                    if c.is_ascii_alphanumeric()
+                        || b"!#$%&'*+-/=?^_`{|}~".contains(&c)
+                        || c >= 0x80 =>
+                {
                     atom += 1;
                     i += 1;
                 }
@@ -676,7 +767,11 @@ fn parse_domain_or_literal(s: &str, start: usize, utf8: bool) -> Result<usize, S
         } else {
             inner.parse::<std::net::Ipv4Addr>().is_ok()
         };
-        return if ok { Ok(close + 1) } else { Err(format!("address literal {inner:?}")) };
+        return if ok {
+            Ok(close + 1)
+        } else {
+            Err(format!("address literal {inner:?}"))
+        };
     }
     let mut i = start;
     loop {
@@ -689,7 +784,11 @@ fn parse_domain_or_literal(s: &str, start: usize, utf8: bool) -> Result<usize, S
             }
         }
         let label = &b[label_start..i];
-        if label.is_empty() || label.len() > 63 || label[0] == b'-' || label[label.len() - 1] == b'-' {
+        if label.is_empty()
+            || label.len() > 63
+            || label[0] == b'-'
+            || label[label.len() - 1] == b'-'
+        {
             return Err(format!("domain label {:?}", String::from_utf8_lossy(label)));
         }
         if b.get(i) == Some(&b'.') {

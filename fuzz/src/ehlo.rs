@@ -44,7 +44,10 @@ pub fn run(data: &[u8]) {
             assert_eq!(caps, Capabilities::from_ehlo(&reply));
             check_capabilities(&caps, &reply);
         }
-        Ok(None) | Err(_) => assert!(parsed.is_err(), "parse_ehlo succeeded without a complete reply"),
+        Ok(None) | Err(_) => assert!(
+            parsed.is_err(),
+            "parse_ehlo succeeded without a complete reply"
+        ),
     }
 }
 
@@ -53,7 +56,12 @@ pub fn check_capabilities(caps: &Capabilities, reply: &Reply) {
     // (A tab inside the first word is shown as a space by the sanitizer, so no "no space" check here.)
     check_printable(caps.domain());
     if !reply.is_positive_completion() {
-        assert_eq!(*caps, Capabilities::none(), "a {} reply advertised something", reply.code());
+        assert_eq!(
+            *caps,
+            Capabilities::none(),
+            "a {} reply advertised something",
+            reply.code()
+        );
         return;
     }
     // The first word of each line after the first, spaces trimmed.
@@ -61,7 +69,10 @@ pub fn check_capabilities(caps: &Capabilities, reply: &Reply) {
         .lines()
         .skip(1)
         .map(|line| {
-            let word = line.split(|&b| b == b' ').find(|w| !w.is_empty()).unwrap_or_default();
+            let word = line
+                .split(|&b| b == b' ')
+                .find(|w| !w.is_empty())
+                .unwrap_or_default();
             word.to_ascii_uppercase()
         })
         .collect();
@@ -80,13 +91,19 @@ pub fn check_capabilities(caps: &Capabilities, reply: &Reply) {
                 let words: Vec<&[u8]> = l.split(|&b| b == b' ').filter(|w| !w.is_empty()).collect();
                 words.len() >= 2
                     && words[0].eq_ignore_ascii_case(b"SIZE")
-                    && words[1].iter().skip_while(|&&b| b == b'0').eq(text.as_bytes().iter())
+                    && words[1]
+                        .iter()
+                        .skip_while(|&&b| b == b'0')
+                        .eq(text.as_bytes().iter())
             }),
             "SIZE {size} not in {reply:?}"
         );
     }
     let limits = caps.limits();
-    for v in [limits.rcpt_max, limits.mail_max, limits.rcpt_domain_max].into_iter().flatten() {
+    for v in [limits.rcpt_max, limits.mail_max, limits.rcpt_domain_max]
+        .into_iter()
+        .flatten()
+    {
         assert!(v > 0);
         assert!(caps.supports(Extension::Limits));
     }
@@ -98,7 +115,10 @@ pub fn check_capabilities(caps: &Capabilities, reply: &Reply) {
         let name = m.as_str();
         assert!(
             (1..=20).contains(&name.len())
-                && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_'),
+                && name.bytes().all(|b| b.is_ascii_uppercase()
+                    || b.is_ascii_digit()
+                    || b == b'-'
+                    || b == b'_'),
             "mechanism {name:?}"
         );
         assert!(!mechanisms[..i].contains(m), "duplicate mechanism {name}");
@@ -109,12 +129,23 @@ pub fn check_capabilities(caps: &Capabilities, reply: &Reply) {
     }
     for (keyword, params) in caps.other() {
         assert!(
-            keyword.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && keyword.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'),
+            keyword
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+                && keyword
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'),
             "keyword {keyword:?}"
         );
-        assert!(!EXTENSIONS.iter().any(|(_, k)| k == keyword), "known keyword {keyword} in other()");
-        assert!(keywords.iter().any(|k| k == keyword.as_bytes()), "{keyword} was not advertised");
+        assert!(
+            !EXTENSIONS.iter().any(|(_, k)| k == keyword),
+            "known keyword {keyword} in other()"
+        );
+        assert!(
+            keywords.iter().any(|k| k == keyword.as_bytes()),
+            "{keyword} was not advertised"
+        );
         for p in params {
             check_printable(p);
             assert!(!p.is_empty(), "empty parameter of {keyword}");

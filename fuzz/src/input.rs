@@ -58,7 +58,11 @@ impl<'a> Input<'a> {
     /// A byte string of at most `max` bytes: a length (one byte, or two when `max` exceeds 255), then the bytes.
     /// Shorter when the data ends first.
     pub fn bytes(&mut self, max: usize) -> &'a [u8] {
-        let len = if max > 255 { usize::from(self.u16()) } else { usize::from(self.u8()) };
+        let len = if max > 255 {
+            usize::from(self.u16())
+        } else {
+            usize::from(self.u8())
+        };
         let len = len % (max + 1);
         let len = len.min(self.data.len());
         let (head, rest) = self.data.split_at(len);
@@ -129,7 +133,10 @@ impl Encoder {
 /// Cuts `bytes` into pieces at `cuts` (taken modulo `len + 1`, sorted); empty pieces are kept, as a `receive` of
 /// nothing is legal too.
 pub fn split_at_cuts<'b>(bytes: &'b [u8], cuts: &[u16]) -> Vec<&'b [u8]> {
-    let mut points: Vec<usize> = cuts.iter().map(|&c| usize::from(c) % (bytes.len() + 1)).collect();
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|&c| usize::from(c) % (bytes.len() + 1))
+        .collect();
     points.sort_unstable();
     let mut pieces = Vec::with_capacity(points.len() + 1);
     let mut start = 0;
@@ -148,7 +155,14 @@ mod tests {
     #[test]
     fn encoder_and_input_agree() {
         let long = vec![7u8; 300];
-        let data = Encoder::new().u8(5).u16(513).bool(true).bytes(10, b"abc").bytes(1000, &long).raw(b"tail").finish();
+        let data = Encoder::new()
+            .u8(5)
+            .u16(513)
+            .bool(true)
+            .bytes(10, b"abc")
+            .bytes(1000, &long)
+            .raw(b"tail")
+            .finish();
         let mut input = Input::new(&data);
         assert_eq!(input.u8(), 5);
         assert_eq!(input.u16(), 513);

@@ -19,8 +19,11 @@ pub mod reply;
 pub mod seeds;
 pub mod session;
 
+/// A target: it panics when an invariant breaks.
+pub type Target = fn(&[u8]);
+
 /// The targets, by name: the name is the directory under `fuzz/corpus/` and the cargo-fuzz binary.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("reply", reply::run),
     ("ehlo", ehlo::run),
     ("session", session::run),

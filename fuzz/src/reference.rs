@@ -49,7 +49,10 @@ pub fn frame_replies(stream: &[u8], limits: &ReplyLimits) -> (Vec<RefReply>, Opt
         // The most bytes the next line may take, LF included, and the error past it.
         let budget = limits.max_reply_len.saturating_sub(len);
         let (cap, too_long) = if limits.max_line_len <= budget {
-            (limits.max_line_len, RefError::LineTooLong(limits.max_line_len))
+            (
+                limits.max_line_len,
+                RefError::LineTooLong(limits.max_line_len),
+            )
         } else {
             (budget, RefError::ReplyTooLarge(limits.max_reply_len))
         };
@@ -76,7 +79,9 @@ pub fn frame_replies(stream: &[u8], limits: &ReplyLimits) -> (Vec<RefReply>, Opt
         if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) {
             return (replies, Some(malformed()));
         }
-        let code = u16::from(line[0] - b'0') * 100 + u16::from(line[1] - b'0') * 10 + u16::from(line[2] - b'0');
+        let code = u16::from(line[0] - b'0') * 100
+            + u16::from(line[1] - b'0') * 10
+            + u16::from(line[2] - b'0');
         let (last, line_text): (bool, &[u8]) = match line.get(3) {
             None => (true, b""),
             Some(b' ') => (true, &line[4..]),
@@ -88,7 +93,9 @@ pub fn frame_replies(stream: &[u8], limits: &ReplyLimits) -> (Vec<RefReply>, Opt
         }
         match first_code {
             None => first_code = Some(code),
-            Some(first) if first != code => return (replies, Some(RefError::InconsistentCode(first, code))),
+            Some(first) if first != code => {
+                return (replies, Some(RefError::InconsistentCode(first, code)));
+            }
             Some(_) => {}
         }
         lines += 1;
@@ -121,7 +128,10 @@ pub fn frame_replies(stream: &[u8], limits: &ReplyLimits) -> (Vec<RefReply>, Opt
 pub fn enhanced_code(code: u16, text: &[u8]) -> Option<(u8, u16, u16)> {
     let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
     let class = *first.first()?;
-    if !matches!(class, b'2' | b'4' | b'5') || u16::from(class - b'0') != code / 100 || first.get(1) != Some(&b'.') {
+    if !matches!(class, b'2' | b'4' | b'5')
+        || u16::from(class - b'0') != code / 100
+        || first.get(1) != Some(&b'.')
+    {
         return None;
     }
     // 1 to 3 digits from `i`: the value and where they end.
@@ -210,7 +220,11 @@ pub fn unstuff(wire: &[u8]) -> Result<Vec<u8>, &'static str> {
         let line = &rest[..end];
         rest = &rest[end + 2..];
         if line == b"." {
-            return if rest.is_empty() { Ok(body) } else { Err("bytes after the terminator") };
+            return if rest.is_empty() {
+                Ok(body)
+            } else {
+                Err("bytes after the terminator")
+            };
         }
         body.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
         body.extend_from_slice(b"\r\n");
@@ -300,7 +314,10 @@ mod tests {
         assert_eq!(stuff(b""), b".\r\n");
         assert_eq!(stuff(b".a\nb\r.\r\n"), b"..a\r\nb\r\n..\r\n.\r\n");
         assert_eq!(stuff(b"x"), b"x\r\n.\r\n");
-        assert_eq!(unstuff(b"..a\r\nb\r\n..\r\n.\r\n").unwrap(), b".a\r\nb\r\n.\r\n");
+        assert_eq!(
+            unstuff(b"..a\r\nb\r\n..\r\n.\r\n").unwrap(),
+            b".a\r\nb\r\n.\r\n"
+        );
         assert!(unstuff(b"a\n.\r\n").is_err());
         assert!(unstuff(b".\r\nx").is_err());
         assert_eq!(normalize(b"a\r\rb\n\r\n"), b"a\r\n\r\nb\r\n\r\n");

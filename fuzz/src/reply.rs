@@ -55,7 +55,11 @@ pub fn seed(stream: &[u8]) -> Vec<u8> {
 }
 
 /// Pushes `pieces` through a framer, checking the buffering invariants after every call; stops at the first error.
-pub fn feed(framer: &mut ReplyFramer, limits: &ReplyLimits, pieces: &[&[u8]]) -> (Vec<Reply>, Option<ReplyError>) {
+pub fn feed(
+    framer: &mut ReplyFramer,
+    limits: &ReplyLimits,
+    pieces: &[&[u8]],
+) -> (Vec<Reply>, Option<ReplyError>) {
     let mut replies = Vec::new();
     for piece in pieces {
         let mut input = *piece;
@@ -72,7 +76,11 @@ pub fn feed(framer: &mut ReplyFramer, limits: &ReplyLimits, pieces: &[&[u8]]) ->
                     }
                 }
                 Ok(None) => {
-                    assert!(input.is_empty(), "Ok(None) left {} bytes unread", input.len());
+                    assert!(
+                        input.is_empty(),
+                        "Ok(None) left {} bytes unread",
+                        input.len()
+                    );
                     break;
                 }
                 Err(e) => return (replies, Some(e)),
@@ -86,10 +94,15 @@ pub fn feed(framer: &mut ReplyFramer, limits: &ReplyLimits, pieces: &[&[u8]]) ->
 pub fn check_buffered(framer: &ReplyFramer, limits: &ReplyLimits) {
     let held = framer.buffered();
     assert!(
-        held <= limits.max_reply_len && held <= limits.max_line_len.saturating_mul(limits.max_lines.max(1)),
+        held <= limits.max_reply_len
+            && held <= limits.max_line_len.saturating_mul(limits.max_lines.max(1)),
         "the framer holds {held} bytes; limits {limits:?}"
     );
-    assert_eq!(framer.is_empty(), held == 0, "is_empty disagrees with buffered() = {held}");
+    assert_eq!(
+        framer.is_empty(),
+        held == 0,
+        "is_empty disagrees with buffered() = {held}"
+    );
 }
 
 /// Checks one stream in one piece and in the given cuts against each other and the reference.
@@ -100,11 +113,20 @@ pub fn check_stream(stream: &[u8], cuts: &[u16], limits: ReplyLimits) {
     assert_eq!(whole, split, "split invariance; cuts {cuts:?}");
 
     let (expected, expected_error) = reference::frame_replies(stream, &limits);
-    assert_eq!(whole.0.len(), expected.len(), "reply count vs the reference: {:?} / {expected:?}", whole.0);
+    assert_eq!(
+        whole.0.len(),
+        expected.len(),
+        "reply count vs the reference: {:?} / {expected:?}",
+        whole.0
+    );
     for (reply, reference) in whole.0.iter().zip(&expected) {
         check_reply(reply, reference);
     }
-    assert_eq!(whole.1.as_ref().map(error_kind), expected_error, "the error vs the reference");
+    assert_eq!(
+        whole.1.as_ref().map(error_kind),
+        expected_error,
+        "the error vs the reference"
+    );
 
     // parse_reply works with the default limits on the first reply.
     let first = parse_reply(stream);
@@ -112,13 +134,21 @@ pub fn check_stream(stream: &[u8], cuts: &[u16], limits: ReplyLimits) {
     let (ref_replies, ref_error) = reference::frame_replies(stream, &default);
     match first {
         Ok(Some((reply, used))) => {
-            let reference = ref_replies.first().expect("parse_reply found a reply the reference did not");
+            let reference = ref_replies
+                .first()
+                .expect("parse_reply found a reply the reference did not");
             check_reply(&reply, reference);
             assert_eq!(used, reference.raw_len);
         }
-        Ok(None) => assert!(ref_replies.is_empty() && ref_error.is_none(), "parse_reply: incomplete"),
+        Ok(None) => assert!(
+            ref_replies.is_empty() && ref_error.is_none(),
+            "parse_reply: incomplete"
+        ),
         Err(e) => {
-            assert!(ref_replies.is_empty(), "parse_reply failed before the first reply");
+            assert!(
+                ref_replies.is_empty(),
+                "parse_reply failed before the first reply"
+            );
             assert_eq!(Some(error_kind(&e)), ref_error);
         }
     }
@@ -129,8 +159,15 @@ pub fn check_reply(reply: &Reply, reference: &RefReply) {
     assert_eq!(reply.code().get(), reference.code);
     assert_eq!(reply.text(), &reference.text[..], "text of {reply:?}");
     let enhanced = reply.enhanced().map(|e| (e.class, e.subject, e.detail));
-    assert_eq!(enhanced, reference::enhanced_code(reference.code, &reference.text), "enhanced code of {reply:?}");
-    assert_eq!(reply.lines().count(), reference.text.split(|&b| b == b'\n').count());
+    assert_eq!(
+        enhanced,
+        reference::enhanced_code(reference.code, &reference.text),
+        "enhanced code of {reply:?}"
+    );
+    assert_eq!(
+        reply.lines().count(),
+        reference.text.split(|&b| b == b'\n').count()
+    );
     check_printable(&reply.message());
     check_printable(&reply.to_string());
 }
@@ -138,7 +175,9 @@ pub fn check_reply(reply: &Reply, reference: &RefReply) {
 /// Text meant for a terminal or a log carries no control or bidi-override character.
 pub fn check_printable(s: &str) {
     assert!(
-        !s.chars().any(|c| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')),
+        !s.chars()
+            .any(|c| c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')),
         "unsafe text {s:?}"
     );
 }
@@ -150,7 +189,9 @@ pub fn error_kind(e: &ReplyError) -> RefError {
         ReplyError::ReplyTooLarge { limit } => RefError::ReplyTooLarge(*limit),
         ReplyError::TooManyLines { limit } => RefError::TooManyLines(*limit),
         ReplyError::Malformed { line, .. } => RefError::Malformed(line.clone()),
-        ReplyError::InconsistentCode { first, found } => RefError::InconsistentCode(first.get(), *found),
+        ReplyError::InconsistentCode { first, found } => {
+            RefError::InconsistentCode(first.get(), *found)
+        }
         other => panic!("a new ReplyError variant: {other:?}"),
     }
 }

@@ -10,17 +10,50 @@ use super::{body, command, reply};
 
 /// The shared corpus of real-shaped replies (`corpus/replies/`).
 pub const REAL_REPLIES: [(&str, &[u8]); 11] = [
-    ("ehlo-15-lines", include_bytes!("../../corpus/replies/ehlo--ehlo-15-lines.txt")),
-    ("ehlo-exim", include_bytes!("../../corpus/replies/ehlo--ehlo-exim.txt")),
-    ("ehlo-gmail-submission", include_bytes!("../../corpus/replies/ehlo--ehlo-gmail-submission.txt")),
-    ("ehlo-office365", include_bytes!("../../corpus/replies/ehlo--ehlo-office365.txt")),
-    ("ehlo-postfix", include_bytes!("../../corpus/replies/ehlo--ehlo-postfix.txt")),
-    ("220-banner-gmail", include_bytes!("../../corpus/replies/reply--220-banner-gmail.txt")),
-    ("250-esc-queued-gmail", include_bytes!("../../corpus/replies/reply--250-esc-queued-gmail.txt")),
-    ("250-esc-rcpt", include_bytes!("../../corpus/replies/reply--250-esc-rcpt.txt")),
-    ("250-ok", include_bytes!("../../corpus/replies/reply--250-ok.txt")),
-    ("354-data", include_bytes!("../../corpus/replies/reply--354-data.txt")),
-    ("550-multiline-gmail", include_bytes!("../../corpus/replies/reply--550-multiline-gmail.txt")),
+    (
+        "ehlo-15-lines",
+        include_bytes!("../../corpus/replies/ehlo--ehlo-15-lines.txt"),
+    ),
+    (
+        "ehlo-exim",
+        include_bytes!("../../corpus/replies/ehlo--ehlo-exim.txt"),
+    ),
+    (
+        "ehlo-gmail-submission",
+        include_bytes!("../../corpus/replies/ehlo--ehlo-gmail-submission.txt"),
+    ),
+    (
+        "ehlo-office365",
+        include_bytes!("../../corpus/replies/ehlo--ehlo-office365.txt"),
+    ),
+    (
+        "ehlo-postfix",
+        include_bytes!("../../corpus/replies/ehlo--ehlo-postfix.txt"),
+    ),
+    (
+        "220-banner-gmail",
+        include_bytes!("../../corpus/replies/reply--220-banner-gmail.txt"),
+    ),
+    (
+        "250-esc-queued-gmail",
+        include_bytes!("../../corpus/replies/reply--250-esc-queued-gmail.txt"),
+    ),
+    (
+        "250-esc-rcpt",
+        include_bytes!("../../corpus/replies/reply--250-esc-rcpt.txt"),
+    ),
+    (
+        "250-ok",
+        include_bytes!("../../corpus/replies/reply--250-ok.txt"),
+    ),
+    (
+        "354-data",
+        include_bytes!("../../corpus/replies/reply--354-data.txt"),
+    ),
+    (
+        "550-multiline-gmail",
+        include_bytes!("../../corpus/replies/reply--550-multiline-gmail.txt"),
+    ),
 ];
 
 /// Hand-written replies in the shapes real servers use (host names and addresses are documentation values).
@@ -74,13 +107,22 @@ pub const MORE_REPLIES: [(&str, &[u8]); 38] = [
 /// Odd but legal or borderline framing.
 pub const ODD_REPLIES: [(&str, &[u8]); 8] = [
     ("bare-code", b"250\r\n"),
-    ("bare-lf", b"250-mx.example.org\n250-PIPELINING\n250 8BITMIME\n"),
+    (
+        "bare-lf",
+        b"250-mx.example.org\n250-PIPELINING\n250 8BITMIME\n",
+    ),
     ("empty-lines", b"250-\r\n250-\r\n250 \r\n"),
     ("nul-and-cr", b"250 a\0b\rc\r\n"),
     ("enhanced-only", b"550 5.1.1\r\n"),
     ("two-replies", b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n"),
-    ("utf8-text", "250 2.0.0 Nachricht angenommen ✓\r\n".as_bytes()),
-    ("bidi-control", "250 ok \u{202e}evil\u{1b}[2J\r\n".as_bytes()),
+    (
+        "utf8-text",
+        "250 2.0.0 Nachricht angenommen ✓\r\n".as_bytes(),
+    ),
+    (
+        "bidi-control",
+        "250 ok \u{202e}evil\u{1b}[2J\r\n".as_bytes(),
+    ),
 ];
 
 /// Extra EHLO replies: the old `AUTH=` form, LIMITS, MT-PRIORITY, SIZE 0, odd spacing and case.
@@ -112,8 +154,15 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
         out.push(("reply", (*name).to_owned(), reply::seed(bytes)));
     }
     // All of a session's replies in one stream, and with small caps.
-    let stream: Vec<u8> = MORE_REPLIES.iter().flat_map(|(_, b)| b.iter().copied()).collect();
-    out.push(("reply", "all-in-one-stream".to_owned(), reply::seed(&stream)));
+    let stream: Vec<u8> = MORE_REPLIES
+        .iter()
+        .flat_map(|(_, b)| b.iter().copied())
+        .collect();
+    out.push((
+        "reply",
+        "all-in-one-stream".to_owned(),
+        reply::seed(&stream),
+    ));
     let mut small = vec![1u8, 40, 3];
     small.extend_from_slice(&200u16.to_le_bytes());
     small.push(0);
@@ -124,13 +173,25 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
         out.push(("ehlo", (*name).to_owned(), bytes.to_vec()));
     }
     for name in ["aiosmtpd-ehlo", "dovecot-lhlo"] {
-        let bytes = MORE_REPLIES.iter().find(|(n, _)| *n == name).expect("listed").1;
+        let bytes = MORE_REPLIES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("listed")
+            .1;
         out.push(("ehlo", name.to_owned(), bytes.to_vec()));
     }
 
     for (i, (name, bytes)) in BODIES.iter().enumerate() {
-        out.push(("body", format!("data-{name}"), body::seed(true, bytes, [0, 1, 2, 3, 7][i % 5])));
-        out.push(("body", format!("bdat-{name}"), body::seed(false, bytes, [0, 1, 5][i % 3])));
+        out.push((
+            "body",
+            format!("data-{name}"),
+            body::seed(true, bytes, [0, 1, 2, 3, 7][i % 5]),
+        ));
+        out.push((
+            "body",
+            format!("bdat-{name}"),
+            body::seed(false, bytes, [0, 1, 5][i % 3]),
+        ));
     }
 
     for (name, bytes) in command::seeds() {
@@ -147,7 +208,10 @@ fn auto(kind: Kind, flags: u8, hold: bool) -> Step {
     Step::Auto {
         kind,
         flags,
-        delivery: Delivery { hold, cuts: Vec::new() },
+        delivery: Delivery {
+            hold,
+            cuts: Vec::new(),
+        },
     }
 }
 
@@ -233,12 +297,21 @@ pub fn session_scripts() -> Vec<(String, Script)> {
     setup.credentials = 0;
     setup.pipelining = false;
     setup.chunking = false;
-    out.push(("plain-lockstep".to_owned(), s(setup.clone(), positive(20, 0))));
+    out.push((
+        "plain-lockstep".to_owned(),
+        s(setup.clone(), positive(20, 0)),
+    ));
     setup.allow_insecure_auth = true;
     setup.credentials = 1;
-    out.push(("plain-insecure-auth".to_owned(), s(setup.clone(), positive(20, ALL & !4))));
+    out.push((
+        "plain-insecure-auth".to_owned(),
+        s(setup.clone(), positive(20, ALL & !4)),
+    ));
     setup.allow_insecure_auth = false;
-    out.push(("plain-auth-refused".to_owned(), s(setup, positive(4, ALL & !4))));
+    out.push((
+        "plain-auth-refused".to_owned(),
+        s(setup, positive(4, ALL & !4)),
+    ));
 
     // LMTP: one verdict per accepted recipient.
     let mut setup = full_setup();
@@ -258,19 +331,40 @@ pub fn session_scripts() -> Vec<(String, Script)> {
     setup.tls = 3;
     setup.credentials = 2;
     setup.port_465 = true;
-    out.push(("implicit-xoauth2".to_owned(), s(setup.clone(), positive(20, ALL | 0b10_0000))));
+    out.push((
+        "implicit-xoauth2".to_owned(),
+        s(setup.clone(), positive(20, ALL | 0b10_0000)),
+    ));
     setup.auto_handshake = false;
     let mut steps = vec![Step::Handshake { ok: true }];
     steps.extend(positive(20, ALL | 0b10_0000));
-    out.push(("implicit-manual-handshake".to_owned(), s(setup.clone(), steps)));
-    out.push(("implicit-plaintext-server".to_owned(), s(setup.clone(), vec![raw(reply_named("postfix-220"))])));
-    out.push(("implicit-no-greeting-465".to_owned(), s(setup, vec![Step::Handshake { ok: true }, Step::FireDeadline])));
+    out.push((
+        "implicit-manual-handshake".to_owned(),
+        s(setup.clone(), steps),
+    ));
+    out.push((
+        "implicit-plaintext-server".to_owned(),
+        s(setup.clone(), vec![raw(reply_named("postfix-220"))]),
+    ));
+    out.push((
+        "implicit-no-greeting-465".to_owned(),
+        s(
+            setup,
+            vec![Step::Handshake { ok: true }, Step::FireDeadline],
+        ),
+    ));
 
     // AUTH LOGIN (only AUTH=LOGIN offered) and CRAM-MD5 challenges; an XOAUTH2 error challenge.
     let mut setup = full_setup();
     setup.chunking = false;
-    out.push(("auth-login".to_owned(), s(setup.clone(), positive(26, ALL | 0b11_0000))));
-    out.push(("auth-cram-md5".to_owned(), s(setup.clone(), positive(26, ALL | 0b01_0000))));
+    out.push((
+        "auth-login".to_owned(),
+        s(setup.clone(), positive(26, ALL | 0b11_0000)),
+    ));
+    out.push((
+        "auth-cram-md5".to_owned(),
+        s(setup.clone(), positive(26, ALL | 0b01_0000)),
+    ));
     setup.credentials = 2;
     let mut steps = positive(4, ALL | 0b10_0000);
     steps.push(raw(reply_named("gmail-xoauth2-error")));
@@ -283,45 +377,84 @@ pub fn session_scripts() -> Vec<(String, Script)> {
     steps.push(auto(Kind::Closing, ALL, false));
     out.push(("fault-421-at-mail".to_owned(), s(setup.clone(), steps)));
     let mut steps = positive(5, ALL);
-    steps.extend([auto(Kind::Positive, ALL, false), auto(Kind::Transient, ALL, false)]);
+    steps.extend([
+        auto(Kind::Positive, ALL, false),
+        auto(Kind::Transient, ALL, false),
+    ]);
     steps.extend(positive(2, ALL));
     steps.push(auto(Kind::Permanent, ALL, false));
     steps.extend(positive(6, ALL));
-    out.push(("fault-partial-then-rejected".to_owned(), s(setup.clone(), steps)));
+    out.push((
+        "fault-partial-then-rejected".to_owned(),
+        s(setup.clone(), steps),
+    ));
     let mut steps = positive(9, ALL);
     steps.push(Step::Eof);
-    out.push(("fault-eof-before-verdict".to_owned(), s(setup.clone(), steps)));
+    out.push((
+        "fault-eof-before-verdict".to_owned(),
+        s(setup.clone(), steps),
+    ));
     let mut steps = positive(9, ALL);
     steps.push(Step::Tick { seconds: 30 });
     steps.push(Step::FireDeadline);
-    out.push(("fault-deadline-before-verdict".to_owned(), s(setup.clone(), steps)));
-    out.push(("fault-greeting-timeout".to_owned(), s(setup.clone(), vec![Step::Tick { seconds: 10 }, Step::FireDeadline])));
+    out.push((
+        "fault-deadline-before-verdict".to_owned(),
+        s(setup.clone(), steps),
+    ));
+    out.push((
+        "fault-greeting-timeout".to_owned(),
+        s(
+            setup.clone(),
+            vec![Step::Tick { seconds: 10 }, Step::FireDeadline],
+        ),
+    ));
     let mut steps = positive(2, ALL);
     steps.push(auto(Kind::Positive, ALL, true));
     steps.push(raw(b"250 injected\r\n"));
-    out.push(("fault-starttls-injection".to_owned(), s(setup.clone(), steps)));
+    out.push((
+        "fault-starttls-injection".to_owned(),
+        s(setup.clone(), steps),
+    ));
     let mut manual = setup.clone();
     manual.auto_handshake = false;
     let mut steps = positive(3, ALL);
     steps.push(raw(b"250 injected after the 220\r\n"));
-    out.push(("fault-injection-before-handshake".to_owned(), s(manual, steps)));
+    out.push((
+        "fault-injection-before-handshake".to_owned(),
+        s(manual, steps),
+    ));
     let mut steps = positive(5, ALL);
-    steps.extend([auto(Kind::Wrong, ALL, false), auto(Kind::BareLf, ALL, false), auto(Kind::Multiline, ALL, false)]);
+    steps.extend([
+        auto(Kind::Wrong, ALL, false),
+        auto(Kind::BareLf, ALL, false),
+        auto(Kind::Multiline, ALL, false),
+    ]);
     steps.extend(positive(10, ALL));
     out.push(("fault-wrong-codes".to_owned(), s(setup.clone(), steps)));
     let mut small = setup.clone();
     small.small_limits = true;
     let mut steps = positive(2, ALL);
-    steps.push(Step::Flood { shape: 1, len: 2000 });
+    steps.push(Step::Flood {
+        shape: 1,
+        len: 2000,
+    });
     out.push(("fault-flood-lines".to_owned(), s(small, steps)));
     let mut steps = positive(1, ALL);
-    steps.push(Step::Flood { shape: 0, len: 8999 });
+    steps.push(Step::Flood {
+        shape: 0,
+        len: 8999,
+    });
     out.push(("fault-flood-long-line".to_owned(), s(setup.clone(), steps)));
     let mut steps = vec![auto(Kind::Permanent, ALL, false)];
     steps.extend(positive(2, ALL));
     out.push(("fault-greeting-554".to_owned(), s(setup.clone(), steps)));
     let mut steps = positive(5, ALL);
-    steps.extend([Step::Noop, Step::Misuse { which: 0 }, Step::Misuse { which: 2 }, Step::Quit]);
+    steps.extend([
+        Step::Noop,
+        Step::Misuse { which: 0 },
+        Step::Misuse { which: 2 },
+        Step::Quit,
+    ]);
     steps.extend(positive(6, ALL));
     out.push(("app-misuse-and-quit".to_owned(), s(setup.clone(), steps)));
     let mut overall = setup;
@@ -340,7 +473,12 @@ pub fn session_scripts() -> Vec<(String, Script)> {
         raw(reply_named("ehlo-postfix")),
         raw(reply_named("postfix-starttls")),
         raw(reply_named("ehlo-gmail-submission")),
-        raw(&[reply_named("250-esc-rcpt"), reply_named("250-esc-rcpt"), reply_named("postfix-greylist")].concat()),
+        raw(&[
+            reply_named("250-esc-rcpt"),
+            reply_named("250-esc-rcpt"),
+            reply_named("postfix-greylist"),
+        ]
+        .concat()),
         raw(&[reply_named("dovecot-no-user"), reply_named("354-data")].concat()),
         raw(reply_named("250-esc-queued-gmail")),
         raw(&[reply_named("250-ok"), reply_named("550-multiline-gmail")].concat()),

@@ -5,7 +5,9 @@
 //! grammar are ignored: a server's oddities must never stop a client from sending mail.
 
 use crate::auth::Mechanism;
-use crate::framer::{ReplyError, parse_reply};
+use crate::framer::{ReplyError, ReplyLimits, scan_with};
+#[cfg(doc)]
+use crate::framer::parse_reply;
 use crate::reply::{Reply, write_sanitized};
 
 /// An SMTP service extension the client knows how to use or report.
@@ -70,24 +72,39 @@ impl Extension {
     }
 
     /// The extension advertised by an upper-cased keyword.
+    #[cfg(test)]
     fn from_keyword(upper: &[u8]) -> Option<Self> {
-        Some(match upper {
-            b"SIZE" => Self::Size,
-            b"PIPELINING" => Self::Pipelining,
-            b"8BITMIME" => Self::EightBitMime,
-            b"SMTPUTF8" => Self::SmtpUtf8,
-            b"CHUNKING" => Self::Chunking,
-            b"BINARYMIME" => Self::BinaryMime,
-            b"DSN" => Self::Dsn,
-            b"ENHANCEDSTATUSCODES" => Self::EnhancedStatusCodes,
-            b"STARTTLS" => Self::StartTls,
-            b"AUTH" => Self::Auth,
-            b"REQUIRETLS" => Self::RequireTls,
-            b"LIMITS" => Self::Limits,
-            b"MT-PRIORITY" => Self::MtPriority,
-            b"DELIVERBY" => Self::DeliverBy,
-            b"ETRN" => Self::Etrn,
-            b"VRFY" => Self::Vrfy,
+        Self::from_keyword_ignore_case(upper)
+    }
+
+    /// The extension advertised by a keyword, in any case: the keyword is upper-cased into one integer and
+    /// compared with the known ones as integers (no per-byte compare loop, no allocation).
+    fn from_keyword_ignore_case(keyword: &[u8]) -> Option<Self> {
+        use Extension::*;
+        if keyword.len() == 19 {
+            // The only known keyword longer than 16 bytes.
+            return keyword
+                .eq_ignore_ascii_case(b"ENHANCEDSTATUSCODES")
+                .then_some(EnhancedStatusCodes);
+        }
+        let key = packed_upper(keyword)?;
+        let len = keyword.len();
+        Some(match key {
+            k if k == const { pack(b"SIZE") } && len == 4 => Size,
+            k if k == const { pack(b"PIPELINING") } && len == 10 => Pipelining,
+            k if k == const { pack(b"8BITMIME") } && len == 8 => EightBitMime,
+            k if k == const { pack(b"SMTPUTF8") } && len == 8 => SmtpUtf8,
+            k if k == const { pack(b"CHUNKING") } && len == 8 => Chunking,
+            k if k == const { pack(b"BINARYMIME") } && len == 10 => BinaryMime,
+            k if k == const { pack(b"DSN") } && len == 3 => Dsn,
+            k if k == const { pack(b"STARTTLS") } && len == 8 => StartTls,
+            k if k == const { pack(b"AUTH") } && len == 4 => Auth,
+            k if k == const { pack(b"REQUIRETLS") } && len == 10 => RequireTls,
+            k if k == const { pack(b"LIMITS") } && len == 6 => Limits,
+            k if k == const { pack(b"MT-PRIORITY") } && len == 11 => MtPriority,
+            k if k == const { pack(b"DELIVERBY") } && len == 9 => DeliverBy,
+            k if k == const { pack(b"ETRN") } && len == 4 => Etrn,
+            k if k == const { pack(b"VRFY") } && len == 4 => Vrfy,
             _ => return None,
         })
     }
@@ -123,6 +140,7 @@ pub struct Capabilities {
 }
 
 /// Longest keyword that can name a known extension (`ENHANCEDSTATUSCODES`).
+#[cfg(test)]
 const MAX_KNOWN_KEYWORD: usize = 19;
 
 impl Capabilities {
@@ -137,10 +155,7 @@ impl Capabilities {
         }
         let mut lines = reply.lines();
         if let Some(first) = lines.next() {
-            let domain = first.trim_ascii_start();
-            let end = memchr::memchr(b' ', domain).unwrap_or(domain.len());
-            // Writing to a String cannot fail.
-            let _ = write_sanitized(&mut caps.domain, &domain[..end]);
+            caps.set_domain(first);
         }
         for line in lines {
             caps.add_line(line);
@@ -148,17 +163,47 @@ impl Capabilities {
         caps
     }
 
-    /// Framing and parsing in one step, for fuzzing and benchmarks: [`parse_reply`] then [`Capabilities::from_ehlo`].
+    /// Framing and parsing in one step, for fuzzing and benchmarks: the same result as [`parse_reply`] then
+    /// [`Capabilities::from_ehlo`], in one pass over the bytes and without building the reply's text.
     ///
     /// Fails if the bytes are not a well-formed reply, and with [`ReplyError::Malformed`] (reason
     /// `"incomplete reply"`) if they end before the reply does.
     pub fn parse_ehlo(bytes: &[u8]) -> Result<Self, ReplyError> {
-        match parse_reply(bytes)? {
-            Some((reply, _)) => Ok(Self::from_ehlo(&reply)),
+        let mut caps = Self::none();
+        let mut first = true;
+        let scanned = scan_with(bytes, &ReplyLimits::default(), |code, text| {
+            // Every line carries the first line's code (checked by the scan before this is called).
+            if !code.is_positive_completion() {
+                return;
+            }
+            if first {
+                first = false;
+                caps.set_domain(text);
+            } else {
+                caps.add_line(text);
+            }
+        })?;
+        match scanned {
+            Some(scanned) if scanned.code.is_positive_completion() => Ok(caps),
+            Some(_) => Ok(Self::none()),
             None => Err(ReplyError::Malformed {
                 line: bytes[..bytes.len().min(80)].to_vec(),
                 reason: "incomplete reply",
             }),
+        }
+    }
+
+    /// Reads the first line: the first word is the server's domain.
+    fn set_domain(&mut self, first: &[u8]) {
+        let domain = first.trim_ascii_start();
+        let end = domain.iter().position(|&b| b == b' ').unwrap_or(domain.len());
+        let domain = &domain[..end];
+        if domain.iter().all(|b| (0x21..0x7f).contains(b)) {
+            // Printable ASCII (the common case): one allocation, no UTF-8 validation.
+            self.domain = domain.iter().map(|&b| char::from(b)).collect();
+        } else {
+            // Writing to a String cannot fail.
+            let _ = write_sanitized(&mut self.domain, domain);
         }
     }
 
@@ -209,7 +254,8 @@ impl Capabilities {
     /// Reads one line after the first: `keyword *(SP param)`.
     fn add_line(&mut self, line: &[u8]) {
         let line = trim_spaces(line);
-        let (keyword, rest) = match memchr::memchr(b' ', line) {
+        // Lines are short: a plain search beats a vectorized one's set-up.
+        let (keyword, rest) = match line.iter().position(|&b| b == b' ') {
             Some(space) => (&line[..space], &line[space + 1..]),
             None => (line, &[][..]),
         };
@@ -221,18 +267,10 @@ impl Capabilities {
             self.add_mechanisms(std::iter::once(&keyword[5..]).chain(params()));
             return;
         }
-        if !is_keyword(keyword) {
+        let known = Extension::from_keyword_ignore_case(keyword);
+        if known.is_none() && !is_keyword(keyword) {
             return;
         }
-        let mut upper = [0u8; MAX_KNOWN_KEYWORD];
-        let known = match upper.get_mut(..keyword.len()) {
-            Some(upper) => {
-                upper.copy_from_slice(keyword);
-                upper.make_ascii_uppercase();
-                Extension::from_keyword(upper)
-            }
-            None => None,
-        };
         let Some(ext) = known else {
             let name = keyword.to_ascii_uppercase();
             let name = String::from_utf8(name).unwrap_or_default();
@@ -303,19 +341,71 @@ impl Capabilities {
 /// The mechanism named `name`, without allocating for the common ones ([`Mechanism::from_name`] upper-cases into
 /// a new buffer).
 fn mechanism(name: &[u8]) -> Mechanism {
-    const COMMON: [Mechanism; 7] = [
-        Mechanism::Plain,
-        Mechanism::Login,
-        Mechanism::XOAuth2,
-        Mechanism::OAuthBearer,
-        Mechanism::CramMd5,
-        Mechanism::ScramSha256,
-        Mechanism::ScramSha256Plus,
-    ];
-    COMMON
-        .into_iter()
-        .find(|m| name.eq_ignore_ascii_case(m.as_str().as_bytes()))
-        .unwrap_or_else(|| Mechanism::from_name(name))
+    let len = name.len();
+    let known = match packed_upper(name) {
+        Some(k) if k == const { pack(b"PLAIN") } && len == 5 => Some(Mechanism::Plain),
+        Some(k) if k == const { pack(b"LOGIN") } && len == 5 => Some(Mechanism::Login),
+        Some(k) if k == const { pack(b"XOAUTH2") } && len == 7 => Some(Mechanism::XOAuth2),
+        Some(k) if k == const { pack(b"OAUTHBEARER") } && len == 11 => Some(Mechanism::OAuthBearer),
+        Some(k) if k == const { pack(b"CRAM-MD5") } && len == 8 => Some(Mechanism::CramMd5),
+        Some(k) if k == const { pack(b"SCRAM-SHA-256") } && len == 13 => Some(Mechanism::ScramSha256),
+        _ => None,
+    };
+    known.unwrap_or_else(|| Mechanism::from_name(name))
+}
+
+/// A word of at most 16 bytes as one integer (little-endian, zero-padded), for compares without loops. Words
+/// without NUL bytes map to distinct integers, and zero-padding keeps words of different lengths apart.
+const fn pack(word: &[u8]) -> u128 {
+    let mut bytes = [0u8; 16];
+    let mut i = 0;
+    while i < word.len() {
+        bytes[i] = word[i];
+        i += 1;
+    }
+    u128::from_le_bytes(bytes)
+}
+
+/// [`pack`] of the upper-cased `word`; `None` when it is longer than 16 bytes. Callers compare the length too: a
+/// word with NUL bytes could otherwise pack like a shorter one.
+///
+/// Whole 8-byte words are loaded at once and upper-cased with SWAR arithmetic; only a tail of fewer than 8 bytes
+/// is assembled byte by byte.
+#[inline]
+fn packed_upper(word: &[u8]) -> Option<u128> {
+    if word.len() > 16 {
+        return None;
+    }
+    let (lo, hi) = match word.split_first_chunk::<8>() {
+        Some((head, tail)) => (u64::from_le_bytes(*head), load_short(tail)),
+        None => (load_short(word), 0),
+    };
+    Some(u128::from(upper_swar(lo)) | (u128::from(upper_swar(hi)) << 64))
+}
+
+/// Up to 8 bytes as a little-endian integer, zero-padded.
+#[inline]
+fn load_short(bytes: &[u8]) -> u64 {
+    let mut x = 0u64;
+    for (i, &b) in bytes.iter().take(8).enumerate() {
+        x |= u64::from(b) << (8 * i);
+    }
+    x
+}
+
+/// ASCII upper-casing of the 8 bytes of `x` at once: each byte in `a..=z` loses its 0x20 bit, every other byte is
+/// kept.
+#[inline]
+fn upper_swar(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = x & !HIGH;
+    // High bit set in a byte when its low 7 bits are >= b'a', resp. > b'z' (no carry crosses bytes: each sum < 0x100).
+    let ge_a = low7 + ONES * u64::from(0x80 - b'a');
+    let gt_z = low7 + ONES * u64::from(0x80 - b'z' - 1);
+    // A lowercase letter: >= 'a', not > 'z', and not a byte >= 0x80.
+    let lower = (ge_a & !gt_z) & !x & HIGH;
+    x - (lower >> 2)
 }
 
 /// `ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")` (RFC 5321 §4.1.1.1).
@@ -795,6 +885,18 @@ mod tests {
             b"x-custom",
         ] {
             assert_eq!(mechanism(name), Mechanism::from_name(name));
+        }
+    }
+
+    #[test]
+    fn swar_upper_case_matches_the_byte_loop() {
+        for word in [&b"pipelining"[..], b"Mt-Priority", b"8bitmime", b"auth", b"\x80\xe1az{@`AZ", b"xoauth2", b""] {
+            let expected: Vec<u8> = word.to_ascii_uppercase();
+            assert_eq!(packed_upper(word), Some(pack(&expected)), "{word:?}");
+        }
+        for b in 0..=255u8 {
+            let x = upper_swar(u64::from_le_bytes([b; 8]));
+            assert_eq!(x.to_le_bytes(), [b.to_ascii_uppercase(); 8], "{b}");
         }
     }
 

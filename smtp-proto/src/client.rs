@@ -120,6 +120,9 @@ struct Wire {
     /// The last moment of progress: a reply processed, bytes handed out, or a hand-off completed. The deadline of the
     /// stage in progress counts from here.
     anchor: Instant,
+    /// How many of the last `pending` entries answer commands still in `out`, not yet handed out by `poll_transmit`:
+    /// the server cannot have received them, so a reply to one of them is premature.
+    unsent: usize,
 }
 
 impl Wire {
@@ -128,6 +131,7 @@ impl Wire {
         command.encode(&mut self.out);
         if let Some(p) = pending {
             self.pending.push_back(p);
+            self.unsent += 1;
         }
         if let Some(t) = &mut self.transcript {
             let text = if command.is_secret() {
@@ -264,16 +268,34 @@ impl Transaction {
             });
         }
         let accepted = recipients.iter().filter(|r| r.accepted).count();
+        // LMTP owes one verdict per recipient accepted at RCPT (RFC 2033 §4.2): until all are in, the fate of the
+        // others is unknown, not refused.
+        let lmtp_expected = if !failed_before_end && self.accepted > 0 {
+            self.accepted
+        } else {
+            1
+        };
         let verdict_known = !failed_before_end
             && if lmtp {
-                self.finals_received > 0
+                self.finals_received >= lmtp_expected
             } else {
                 final_positive.is_some()
             };
         let mut failure = self.failure;
         let outcome = if verdict_known {
-            if final_positive == Some(false) {
-                failure.get_or_insert((Stage::DataTermination, self.final_reply.clone()));
+            if accepted == 0 {
+                // The verdict refused the message (SMTP), or every LMTP verdict did.
+                let refusal = if lmtp {
+                    self.lmtp_replies
+                        .iter()
+                        .flatten()
+                        .chain(&self.final_reply)
+                        .find(|r| !r.code().is_positive_completion())
+                        .cloned()
+                } else {
+                    self.final_reply.clone()
+                };
+                failure.get_or_insert((Stage::DataTermination, refusal));
             }
             if accepted == n {
                 Outcome::Accepted
@@ -282,6 +304,9 @@ impl Transaction {
             } else {
                 Outcome::Rejected
             }
+        } else if !failed_before_end && accepted > 0 {
+            // Some LMTP verdicts were positive and the session ended before the others.
+            Outcome::PartiallyAccepted
         } else if failure.is_some() {
             Outcome::Rejected
         } else if self.end_sent {
@@ -289,6 +314,8 @@ impl Transaction {
         } else {
             Outcome::NotSent
         };
+        let interrupted_outcome = matches!(outcome, Outcome::Unknown | Outcome::NotSent)
+            || (outcome == Outcome::PartiallyAccepted && !verdict_known);
         TransactionReport {
             id: self.id,
             outcome,
@@ -296,7 +323,7 @@ impl Transaction {
             recipients,
             final_reply: self.final_reply,
             failure,
-            error: if matches!(outcome, Outcome::Unknown | Outcome::NotSent) {
+            error: if interrupted_outcome {
                 interrupted
             } else {
                 None
@@ -374,6 +401,7 @@ impl Client {
                 pending: VecDeque::new(),
                 transcript: config.transcript.then(VecDeque::new),
                 anchor: now,
+                unsent: 0,
             },
             events: VecDeque::new(),
             capabilities: None,
@@ -764,6 +792,7 @@ impl Client {
                 tx.end_sent = true;
                 tx.in_flight += 1;
                 self.wire.pending.push_back(Pending::Final);
+                self.wire.unsent += 1;
                 let bytes = tx.body_bytes;
                 let at = self.wire.anchor;
                 self.wire.note(Direction::Client, at, || {
@@ -823,6 +852,7 @@ impl Client {
             return None;
         }
         self.wire.anchor = now;
+        self.wire.unsent = 0;
         Some(Bytes::from(std::mem::take(&mut self.wire.out)))
     }
 
@@ -895,6 +925,7 @@ impl Client {
         }
         self.wire.out.clear();
         self.wire.pending.clear();
+        self.wire.unsent = 0;
         self.phase = Phase::Closed;
         self.events.push_back(Event::Closed { error });
     }
@@ -902,6 +933,7 @@ impl Client {
     fn on_reply(&mut self, now: Instant, reply: Reply) {
         self.wire.anchor = now;
         self.wire.note(Direction::Server, now, || reply.to_string());
+        let premature = self.wire.pending.len() <= self.wire.unsent;
         let Some(pending) = self.wire.pending.pop_front() else {
             let kind = if reply.code() == ReplyCode::SERVICE_NOT_AVAILABLE {
                 ErrorKind::ServiceNotAvailable
@@ -920,6 +952,19 @@ impl Client {
             }
             let error = Error::new(ErrorKind::ServiceNotAvailable, pending.stage(), Some(reply));
             return self.close(Some(error));
+        }
+        if premature {
+            self.wire.unsent -= 1;
+            if pending == Pending::Final {
+                // The verdict arrived before the end of the data was handed out (in the same read as an earlier
+                // reply): the server cannot have seen it. Never take it as the message's fate.
+                let error = Error::new(
+                    ErrorKind::UnexpectedReply,
+                    Stage::DataTermination,
+                    Some(reply),
+                );
+                return self.close(Some(error));
+            }
         }
         match pending {
             Pending::Greeting => self.on_greeting(reply),
@@ -1219,6 +1264,7 @@ impl Client {
                         tx.fail(Stage::Rcpt, None);
                         self.wire.out.extend_from_slice(b".\r\n");
                         self.wire.pending.push_back(Pending::DataDiscard);
+                        self.wire.unsent += 1;
                         tx.in_flight += 1;
                     } else {
                         tx.body = BodyState::Open;

@@ -8,10 +8,7 @@
 use std::{fmt, mem};
 
 use memchr::memchr;
-use nom::Parser;
-use nom::combinator::opt;
-
-use crate::reply::{Reply, ReplyCode, byte_if};
+use crate::reply::{Reply, ReplyCode};
 
 /// Caps on what a server can make the client buffer.
 ///
@@ -121,27 +118,28 @@ fn malformed(line: &[u8], reason: &'static str) -> ReplyError {
 }
 
 /// Parses the head of one line (its line ending removed): the code and whether it is the last line, and the text.
+///
+/// Plain slice patterns rather than parser combinators: this runs once per reply line, and the grammar is three
+/// digits and one separator.
+#[inline]
 fn parse_line(line: &[u8]) -> Result<(ReplyCode, bool, &[u8]), ReplyError> {
-    let digit = || byte_if(|b| b.is_ascii_digit());
-    let mut code = (digit(), digit(), digit());
-    let mut separator = opt(byte_if(|b| b == b' ' || b == b'-'));
-    let Ok((rest, (a, b, c))) = code.parse(line) else {
+    let [a, b, c, rest @ ..] = line else {
         return Err(malformed(line, NOT_A_CODE));
     };
-    let Ok((text, separator)) = separator.parse(rest) else {
-        return Err(malformed(line, BAD_SEPARATOR));
-    };
-    // `NNN` must be followed by a separator, unless it is the whole line.
-    if separator.is_none() && !text.is_empty() {
-        return Err(malformed(line, BAD_SEPARATOR));
+    if !(a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit()) {
+        return Err(malformed(line, NOT_A_CODE));
     }
-    let number = [a, b, c]
-        .iter()
-        .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
-    let Some(code) = ReplyCode::new(number) else {
+    let (last, text) = match rest {
+        [] => (true, rest),
+        [b' ', text @ ..] => (true, text),
+        [b'-', text @ ..] => (false, text),
+        // `NNN` must be followed by a separator, unless it is the whole line.
+        _ => return Err(malformed(line, BAD_SEPARATOR)),
+    };
+    let Some(code) = ReplyCode::from_digits(*a, *b, *c) else {
         return Err(malformed(line, CODE_OUT_OF_RANGE));
     };
-    Ok((code, separator != Some(b'-'), text))
+    Ok((code, last, text))
 }
 
 /// The counters of the reply being read: enough to enforce the limits and the same-code rule.
@@ -201,8 +199,8 @@ impl Progress {
 }
 
 /// Where one complete reply lies at the start of a slice.
-struct Scanned {
-    code: ReplyCode,
+pub(crate) struct Scanned {
+    pub(crate) code: ReplyCode,
     /// Bytes taken by the reply, its last line ending included.
     end: usize,
     /// Number of lines.
@@ -213,9 +211,36 @@ struct Scanned {
     last_text: (usize, usize),
 }
 
+/// Reply lines are short: looking at the first bytes one by one is cheaper than a vectorized search's set-up.
+const SHORT_LINE: usize = 16;
+
+/// The position of the first LF in `bytes`.
+#[inline]
+fn find_lf(bytes: &[u8]) -> Option<usize> {
+    let head = &bytes[..bytes.len().min(SHORT_LINE)];
+    match head.iter().position(|&b| b == b'\n') {
+        Some(lf) => Some(lf),
+        None if bytes.len() > SHORT_LINE => memchr(b'\n', &bytes[SHORT_LINE..]).map(|lf| lf + SHORT_LINE),
+        None => None,
+    }
+}
+
 /// Finds and validates one complete reply at the start of `input` without copying anything: `Ok(None)` if `input`
 /// ends first.
+#[inline(always)]
 fn scan(input: &[u8], limits: &ReplyLimits) -> Result<Option<Scanned>, ReplyError> {
+    scan_with(input, limits, |_, _| {})
+}
+
+/// [`scan`], handing the text of each line (in order, with the reply code) to `on_line` as it is validated. Lines
+/// of a reply that turns out malformed or incomplete may already have been handed over: callers keep what they
+/// build only when the result is `Ok(Some(_))`.
+#[inline(always)]
+pub(crate) fn scan_with(
+    input: &[u8],
+    limits: &ReplyLimits,
+    mut on_line: impl FnMut(ReplyCode, &[u8]),
+) -> Result<Option<Scanned>, ReplyError> {
     let mut progress = Progress::default();
     let mut pos = 0;
     let mut text_len = 0;
@@ -225,7 +250,7 @@ fn scan(input: &[u8], limits: &ReplyLimits) -> Result<Option<Scanned>, ReplyErro
             return Ok(None);
         }
         let (cap, too_long) = progress.cap(limits);
-        let Some(lf) = memchr(b'\n', &rest[..cap.min(rest.len())]) else {
+        let Some(lf) = find_lf(&rest[..cap.min(rest.len())]) else {
             return if rest.len() >= cap {
                 Err(too_long)
             } else {
@@ -233,6 +258,7 @@ fn scan(input: &[u8], limits: &ReplyLimits) -> Result<Option<Scanned>, ReplyErro
             };
         };
         let (code, last, text) = progress.accept(&rest[..lf], lf + 1, limits)?;
+        on_line(code, text);
         if progress.lines > 1 {
             text_len += 1;
         }
@@ -252,28 +278,28 @@ fn scan(input: &[u8], limits: &ReplyLimits) -> Result<Option<Scanned>, ReplyErro
     }
 }
 
-/// Copies the text of a reply that [`scan`] validated, allocating once.
+/// Copies the text of a reply that [`scan`] validated: inline in the [`Reply`] when short, else in one allocation.
+#[inline(always)]
 fn collect(input: &[u8], scanned: &Scanned) -> Reply {
-    let text = if scanned.lines == 1 {
-        input[scanned.last_text.0..scanned.last_text.1].to_vec()
-    } else {
-        let mut text = Vec::with_capacity(scanned.text_len);
-        let mut rest = &input[..scanned.end];
-        let mut first = true;
-        while let Some(lf) = memchr(b'\n', rest) {
-            let line = &rest[..lf];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if !first {
-                text.push(b'\n');
-            }
-            first = false;
-            // Validated: three digits, then a separator and the text, or nothing.
-            text.extend_from_slice(line.get(4..).unwrap_or_default());
-            rest = &rest[lf + 1..];
+    if scanned.lines == 1 {
+        return Reply::from_text(scanned.code, &input[scanned.last_text.0..scanned.last_text.1]);
+    }
+    // Multiline: joined into a vector of the exact size (replies this long rarely fit inline).
+    let mut text = Vec::with_capacity(scanned.text_len);
+    let mut rest = &input[..scanned.end];
+    let mut first = true;
+    while let Some(lf) = memchr(b'\n', rest) {
+        let line = &rest[..lf];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !first {
+            text.push(b'\n');
         }
-        debug_assert_eq!(text.len(), scanned.text_len);
-        text
-    };
+        first = false;
+        // Validated: three digits, then a separator and the text, or nothing.
+        text.extend_from_slice(line.get(4..).unwrap_or_default());
+        rest = &rest[lf + 1..];
+    }
+    debug_assert_eq!(text.len(), scanned.text_len);
     Reply::from_parts(scanned.code, text)
 }
 

@@ -244,7 +244,10 @@ fn validate_address_literal(literal: &str) -> Result<(), AddressError> {
         });
     };
     // `get`, not `[..5]`: byte 5 may fall inside a multi-byte character.
-    if inner.get(..5).is_some_and(|tag| tag.eq_ignore_ascii_case("IPv6:")) {
+    if inner
+        .get(..5)
+        .is_some_and(|tag| tag.eq_ignore_ascii_case("IPv6:"))
+    {
         return match inner[5..].parse::<Ipv6Addr>() {
             Ok(_) => Ok(()),
             Err(_) => Err(AddressError::InvalidDomain {
@@ -949,7 +952,8 @@ impl OriginalRecipient {
     /// `addr` is empty, or is not ASCII for a type other than `utf-8`; [`ParameterError::TooLong`] when the encoded
     /// value exceeds 500 characters (RFC 3461 §4.2).
     pub fn new(addr_type: &str, addr: &str) -> Result<Self, ParameterError> {
-        if addr_type.is_empty() || !addr_type.bytes().all(is_atext) {
+        // An atom, written as is in the parameter value: so no `=`, which `esmtp-value` excludes (RFC 5321 §4.1.2).
+        if addr_type.is_empty() || !addr_type.bytes().all(|b| is_atext(b) && b != b'=') {
             return Err(ParameterError::InvalidAddressType);
         }
         if addr.is_empty() {

@@ -52,6 +52,17 @@ impl ReplyCode {
         }
     }
 
+    /// The code written with these three ASCII digits, if valid: the same as [`ReplyCode::new`] without the
+    /// divisions, for the reply parser.
+    #[inline]
+    pub(crate) const fn from_digits(a: u8, b: u8, c: u8) -> Option<Self> {
+        if a >= b'2' && a <= b'5' && b >= b'0' && b <= b'5' && c >= b'0' && c <= b'9' {
+            Some(Self((a - b'0') as u16 * 100 + (b - b'0') as u16 * 10 + (c - b'0') as u16))
+        } else {
+            None
+        }
+    }
+
     /// The numeric value.
     pub const fn get(self) -> u16 {
         self.0
@@ -222,7 +233,7 @@ pub struct Reply {
     pub(crate) code: ReplyCode,
     pub(crate) enhanced: Option<EnhancedCode>,
     /// The text of every line after `NNN-`/`NNN `, joined with `\n` (lines never contain `\n` themselves).
-    pub(crate) text: Vec<u8>,
+    pub(crate) text: SmallBytes<REPLY_INLINE>,
 }
 
 impl Reply {
@@ -234,7 +245,7 @@ impl Reply {
     /// A line should not contain `\n`: the text uses it to separate lines, so an embedded `\n` starts a new line.
     pub fn new(code: ReplyCode, lines: &[&[u8]]) -> Reply {
         let len = lines.iter().map(|l| l.len() + 1).sum::<usize>();
-        let mut text = Vec::with_capacity(len.saturating_sub(1));
+        let mut text = SmallBytes::with_capacity(len.saturating_sub(1));
         for (i, line) in lines.iter().enumerate() {
             if i > 0 {
                 text.push(b'\n');
@@ -244,9 +255,33 @@ impl Reply {
         Reply::from_parts(code, text)
     }
 
+    /// [`Reply::from_parts`] with a copy of `text`, written in place: a short text is copied straight into the
+    /// reply's inline buffer, never into a temporary that is then moved (a move right after a variable-length copy
+    /// stalls on store forwarding).
+    #[inline(always)]
+    pub(crate) fn from_text(code: ReplyCode, text: &[u8]) -> Reply {
+        let mut reply = Reply {
+            code,
+            enhanced: None,
+            text: SmallBytes::default(),
+        };
+        match &mut reply.text {
+            SmallBytes::Inline { len, buf } if text.len() <= buf.len() => {
+                buf[..text.len()].copy_from_slice(text);
+                // `text.len() <= N <= 255`.
+                *len = text.len() as u8;
+            }
+            other => *other = SmallBytes::Heap(text.to_vec()),
+        }
+        reply.enhanced = enhanced_for(code, text);
+        reply
+    }
+
     /// Builds a reply from its code and its `\n`-joined text, finding the enhanced code in the first line.
-    pub(crate) fn from_parts(code: ReplyCode, text: Vec<u8>) -> Reply {
-        let enhanced = enhanced_for(code, &text);
+    #[inline(always)]
+    pub(crate) fn from_parts(code: ReplyCode, text: impl Into<SmallBytes<REPLY_INLINE>>) -> Reply {
+        let text = text.into();
+        let enhanced = enhanced_for(code, text.as_slice());
         Reply {
             code,
             enhanced,
@@ -274,13 +309,13 @@ impl Reply {
     ///
     /// Not sanitized: it may hold any byte but `\n` inside a line. Use [`Reply::message`] to show it to a person.
     pub fn text(&self) -> &[u8] {
-        &self.text
+        self.text.as_slice()
     }
 
     /// The raw text of each line, in order. There is always at least one item: a reply that is only `250` yields
     /// one empty line.
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        self.text.split(|&b| b == b'\n')
+        self.text.as_slice().split(|&b| b == b'\n')
     }
 
     /// The text as one readable line, safe to print in a terminal or a log.
@@ -360,6 +395,98 @@ impl fmt::Debug for Reply {
     }
 }
 
+/// Reply texts up to this many bytes are stored inside the [`Reply`], without a heap allocation: almost every
+/// single-line reply (`250 2.1.5 Ok`, `354 ...`, a queue id, a banner) fits.
+pub(crate) const REPLY_INLINE: usize = 86;
+
+/// Bytes stored inline when there are at most `N` of them, on the heap otherwise. Short texts are the common case
+/// (reply texts, a server's domain): this saves an allocation and a free for each.
+#[derive(Clone)]
+pub(crate) enum SmallBytes<const N: usize> {
+    Inline { len: u8, buf: [u8; N] },
+    Heap(Vec<u8>),
+}
+
+impl<const N: usize> SmallBytes<N> {
+    /// Empty, with room for `capacity` bytes (inline when it fits).
+    #[inline]
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        const { assert!(N <= u8::MAX as usize) };
+        if capacity <= N {
+            Self::Inline { len: 0, buf: [0; N] }
+        } else {
+            Self::Heap(Vec::with_capacity(capacity))
+        }
+    }
+
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, buf } => &buf[..usize::from(*len)],
+            Self::Heap(v) => v,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Appends `bytes`, moving to the heap when they no longer fit inline.
+    #[inline]
+    pub(crate) fn extend_from_slice(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Inline { len, buf } => {
+                let start = usize::from(*len);
+                let end = start + bytes.len();
+                if let Some(dst) = buf.get_mut(start..end) {
+                    dst.copy_from_slice(bytes);
+                    // `end <= N <= 255`.
+                    *len = end as u8;
+                } else {
+                    let mut v = Vec::with_capacity(end.max(2 * N));
+                    v.extend_from_slice(&buf[..start]);
+                    v.extend_from_slice(bytes);
+                    *self = Self::Heap(v);
+                }
+            }
+            Self::Heap(v) => v.extend_from_slice(bytes),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, byte: u8) {
+        self.extend_from_slice(&[byte]);
+    }
+}
+
+impl<const N: usize> Default for SmallBytes<N> {
+    fn default() -> Self {
+        Self::Inline { len: 0, buf: [0; N] }
+    }
+}
+
+impl<const N: usize> From<Vec<u8>> for SmallBytes<N> {
+    /// Keeps the vector's allocation (a text built on the heap stays there).
+    fn from(v: Vec<u8>) -> Self {
+        Self::Heap(v)
+    }
+}
+
+impl<const N: usize> PartialEq for SmallBytes<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<const N: usize> Eq for SmallBytes<N> {}
+
+impl<const N: usize> std::hash::Hash for SmallBytes<N> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
 /// The enhanced code of the first line of `text`, if its class matches the reply code (RFC 2034 §4).
 fn enhanced_for(code: ReplyCode, text: &[u8]) -> Option<EnhancedCode> {
     // Cheap rejection of the common text without a code, and of a class that cannot match.
@@ -433,6 +560,12 @@ fn number_1_3(input: &[u8]) -> IResult<&[u8], u16> {
 /// Writes `bytes` as text safe for a terminal: invalid UTF-8 and control characters (C0, DEL, C1) and Unicode
 /// bidirectional overrides become U+FFFD; a tab becomes a space.
 pub(crate) fn write_sanitized<W: fmt::Write>(out: &mut W, bytes: &[u8]) -> fmt::Result {
+    // Common case: printable ASCII, written as it is in one call.
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b))
+        && let Ok(text) = std::str::from_utf8(bytes)
+    {
+        return out.write_str(text);
+    }
     for chunk in bytes.utf8_chunks() {
         let valid = chunk.valid();
         if valid.bytes().all(|b| (0x20..0x7f).contains(&b)) {

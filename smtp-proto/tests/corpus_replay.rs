@@ -9,7 +9,7 @@
 //! `fuzz/corpus/<target>/seed-*`.
 
 #[path = "../../fuzz/src/lib.rs"]
-#[allow(dead_code, unreachable_pub, missing_docs, clippy::all)]
+#[allow(dead_code, unreachable_pub, missing_docs)]
 mod targets;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -27,7 +27,10 @@ fn replay(what: &str, f: fn(&[u8]), data: &[u8], failures: &mut Vec<String>) {
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
             .unwrap_or_default();
-        failures.push(format!("{what}: {}", message.lines().next().unwrap_or_default()));
+        failures.push(format!(
+            "{what}: {}",
+            message.lines().next().unwrap_or_default()
+        ));
     }
 }
 
@@ -50,14 +53,23 @@ fn checked_in_corpus_keeps_every_invariant() {
             total += 1;
         }
     }
-    assert!(failures.is_empty(), "{} of {total} corpus files fail:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {total} corpus files fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn seeds_keep_every_invariant() {
     let mut failures = Vec::new();
     for (target, name, data) in targets::seeds::all() {
-        let run = targets::TARGETS.iter().find(|(t, _)| *t == target).expect("a target").1;
+        let run = targets::TARGETS
+            .iter()
+            .find(|(t, _)| *t == target)
+            .expect("a target")
+            .1;
         replay(&format!("{target}/{name}"), run, &data, &mut failures);
     }
     assert!(failures.is_empty(), "seeds fail:\n{}", failures.join("\n"));
@@ -68,15 +80,30 @@ fn seeds_keep_every_invariant() {
 fn happy_seeds_deliver_both_messages() {
     use smtp_proto::Outcome;
     for (name, script) in targets::seeds::session_scripts() {
-        let happy = ["full-bdat", "full-data", "full-data-held", "data-back-pressure", "bdat-back-pressure",
-            "plain-lockstep", "plain-insecure-auth", "lmtp-bdat", "implicit-xoauth2", "implicit-manual-handshake",
-            "auth-login", "auth-cram-md5"];
+        let happy = [
+            "full-bdat",
+            "full-data",
+            "full-data-held",
+            "data-back-pressure",
+            "bdat-back-pressure",
+            "plain-lockstep",
+            "plain-insecure-auth",
+            "lmtp-bdat",
+            "implicit-xoauth2",
+            "implicit-manual-handshake",
+            "auth-login",
+            "auth-cram-md5",
+        ];
         if !happy.contains(&name.as_str()) {
             continue;
         }
         let summary = targets::session::run_script(&script);
         let outcomes: Vec<Outcome> = summary.reports.iter().map(|r| r.outcome).collect();
-        assert_eq!(outcomes, [Outcome::Accepted, Outcome::Accepted], "{name}: {summary:?}");
+        assert_eq!(
+            outcomes,
+            [Outcome::Accepted, Outcome::Accepted],
+            "{name}: {summary:?}"
+        );
         assert!(summary.closed.is_none(), "{name}: {:?}", summary.closed);
         assert!(summary.wire.ends_with(b"QUIT\r\n"), "{name}");
     }
@@ -90,4 +117,26 @@ fn write_seed_corpus() {
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join(format!("seed-{name}")), data).expect("write");
     }
+}
+
+/// `REPRODUCE=<target>:<file> cargo test -p smtp-proto --test corpus_replay -- --ignored reproduce --nocapture`
+/// runs one input (a libFuzzer crash artifact, say) on stable, printing the decoded session script.
+#[test]
+#[ignore = "needs REPRODUCE=<target>:<file>"]
+fn reproduce() {
+    let spec = std::env::var("REPRODUCE").expect("REPRODUCE=<target>:<file>");
+    let (target, file) = spec.split_once(':').expect("<target>:<file>");
+    let data = std::fs::read(file).expect("readable");
+    if target == "session" {
+        println!(
+            "{}",
+            targets::session::script::Script::decode(&data).describe()
+        );
+    }
+    let run = targets::TARGETS
+        .iter()
+        .find(|(t, _)| *t == target)
+        .expect("a target")
+        .1;
+    run(&data);
 }

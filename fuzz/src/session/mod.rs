@@ -31,13 +31,14 @@ pub mod script;
 use std::time::{Duration, Instant};
 
 use smtp_proto::{
-    Capabilities, Client, Config, Credentials, Direction, Envelope, Error, ErrorKind, Event, Outcome, ReplyFramer,
-    ReplyLimits, ReversePath, TlsPolicy, TransactionId, TransactionReport, UsageError,
+    Capabilities, Client, Config, Credentials, Direction, Envelope, Error, ErrorKind, Event,
+    Outcome, ReplyFramer, ReplyLimits, ReversePath, TlsPolicy, TransactionId, TransactionReport,
+    UsageError,
 };
 
 use super::input::split_at_cuts;
 use super::reply::{check_buffered, check_printable};
-use model::{Model, b64, auto_reply, render};
+use model::{Model, auto_reply, b64, render};
 use script::{Script, Setup, Step};
 
 /// The password and token the sessions use; they must never appear before TLS (unless allowed) nor in a transcript.
@@ -63,6 +64,10 @@ pub struct Summary {
     pub ready: bool,
     /// Everything the client wrote.
     pub wire: Vec<u8>,
+    /// Replies the client processed.
+    pub replies: usize,
+    /// The session was still open after the last step (the harness then ends it with an EOF).
+    pub open_at_end: bool,
 }
 
 /// The fake clock's origin: the real clock is read once, only to get an `Instant` value.
@@ -73,8 +78,12 @@ pub fn origin() -> Instant {
 
 fn config(setup: &Setup) -> Config {
     let mut c = Config::default();
-    c.tls = [TlsPolicy::None, TlsPolicy::StartTlsRequired, TlsPolicy::StartTlsOpportunistic, TlsPolicy::Implicit]
-        [usize::from(setup.tls % 4)];
+    c.tls = [
+        TlsPolicy::None,
+        TlsPolicy::StartTlsRequired,
+        TlsPolicy::StartTlsOpportunistic,
+        TlsPolicy::Implicit,
+    ][usize::from(setup.tls % 4)];
     c.credentials = match setup.credentials {
         1 => Some(Credentials::password(USER, PASSWORD)),
         2 => Some(Credentials::oauth2(USER, TOKEN)),
@@ -146,6 +155,8 @@ struct Harness<'s> {
     /// (transaction, bytes of its body written so far)
     writer: Option<(usize, usize)>,
     handshake_now: bool,
+    closing: bool,
+    quit_called: bool,
     secrets: Vec<Vec<u8>>,
     step: usize,
 }
@@ -158,7 +169,12 @@ pub fn run_script(script: &Script) -> Summary {
     let limits = config.reply_limits;
     let implicit = config.tls == TlsPolicy::Implicit;
     let client = Client::new(config.clone(), start);
-    let model = Model::new(setup.lmtp, config.client_id.as_str(), implicit, setup.pipelining);
+    let model = Model::new(
+        setup.lmtp,
+        config.client_id.as_str(),
+        implicit,
+        setup.pipelining,
+    );
     let mut h = Harness {
         setup,
         config,
@@ -180,6 +196,8 @@ pub fn run_script(script: &Script) -> Summary {
         reports: Vec::new(),
         writer: None,
         handshake_now: false,
+        closing: false,
+        quit_called: false,
         secrets: secret_patterns(),
         step: 0,
     };
@@ -190,6 +208,7 @@ pub fn run_script(script: &Script) -> Summary {
     }
     h.step = script.steps.len();
     h.flush_held();
+    let open_at_end = h.closed.is_none();
     if h.closed.is_none() {
         h.client.receive_eof(h.now);
         h.pump();
@@ -197,13 +216,18 @@ pub fn run_script(script: &Script) -> Summary {
     }
     h.check(h.closed_count == 1, "Closed not emitted exactly once");
     for (i, t) in h.txs.iter().enumerate() {
-        h.check(t.reports == 1, &format!("transaction {i} has {} reports", t.reports));
+        h.check(
+            t.reports == 1,
+            &format!("transaction {i} has {} reports", t.reports),
+        );
     }
     Summary {
         closed: h.closed.clone().flatten(),
         reports: h.reports,
         ready: h.ready,
+        replies: h.model.replies.len(),
         wire: h.model.wire,
+        open_at_end,
     }
 }
 
@@ -225,19 +249,36 @@ impl Harness<'_> {
         );
     }
 
+    /// A reply the client reports against the one the model matched. In a batch that ends with `Closed`, the client
+    /// may report replies to commands it queued and then discarded unsent (replies that came in the same read,
+    /// before their command was handed out): the model has no slot for those.
+    fn same(&self, model: Option<&smtp_proto::Reply>, client: Option<&smtp_proto::Reply>) -> bool {
+        model == client || (self.closing && model.is_none() && self.model.unmatched() > 0)
+    }
+
     fn tls_policy_satisfied(&self) -> bool {
-        self.tls_up || matches!(self.config.tls, TlsPolicy::None | TlsPolicy::StartTlsOpportunistic)
+        self.tls_up
+            || matches!(
+                self.config.tls,
+                TlsPolicy::None | TlsPolicy::StartTlsOpportunistic
+            )
     }
 
     fn run_step(&mut self, step: &Step) {
         match step {
-            Step::Auto { kind, flags, delivery } => {
+            Step::Auto {
+                kind,
+                flags,
+                delivery,
+            } => {
                 let slot = self.model.target(self.held_replies);
                 let bytes = auto_reply(slot, *kind, *flags);
                 self.held_replies += 1;
                 self.send(bytes, delivery.hold, &delivery.cuts);
             }
-            Step::Raw { bytes, delivery } => self.send(bytes.clone(), delivery.hold, &delivery.cuts),
+            Step::Raw { bytes, delivery } => {
+                self.send(bytes.clone(), delivery.hold, &delivery.cuts)
+            }
             Step::Reply {
                 code,
                 lines,
@@ -268,14 +309,25 @@ impl Harness<'_> {
             }
             Step::Eof => {
                 self.flush_held();
-                let quitting = self.model.quit_seen;
                 let was_closed = self.closed.is_some();
                 self.client.receive_eof(self.now);
                 self.pump();
                 self.check(self.closed.is_some(), "still open after EOF");
-                if !was_closed && !quitting {
-                    let kind = self.closed.as_ref().and_then(|e| e.as_ref()).map(Error::kind);
-                    self.check(kind == Some(&ErrorKind::ConnectionClosed), "EOF not reported as ConnectionClosed");
+                // Unless the application asked to quit (QUIT sent or still queued), an EOF is a lost connection
+                // (or, after a refused greeting, the refusal).
+                if !was_closed && !self.quit_called {
+                    let kind = self
+                        .closed
+                        .as_ref()
+                        .and_then(|e| e.as_ref())
+                        .map(Error::kind);
+                    self.check(
+                        matches!(
+                            kind,
+                            Some(ErrorKind::ConnectionClosed | ErrorKind::GreetingRejected)
+                        ),
+                        "EOF not reported as ConnectionClosed",
+                    );
                 }
             }
             Step::Tick { seconds } => {
@@ -284,7 +336,9 @@ impl Harness<'_> {
                 self.timeout(deadline);
             }
             Step::FireDeadline => {
-                let Some(deadline) = self.client.poll_timeout() else { return };
+                let Some(deadline) = self.client.poll_timeout() else {
+                    return;
+                };
                 self.check(deadline > self.now, "a deadline in the past");
                 self.now = deadline - Duration::from_nanos(1);
                 self.timeout(Some(deadline));
@@ -310,6 +364,7 @@ impl Harness<'_> {
             }
             Step::Quit => {
                 let was_closed = self.closed.is_some();
+                self.quit_called = true;
                 self.client.quit();
                 self.pump();
                 if !was_closed && let Some(error) = &self.closed {
@@ -361,13 +416,31 @@ impl Harness<'_> {
             }
             let open = self.closed.is_none();
             let in_handshake = self.handshake_pending.is_some();
+            let (deadline, replies, written) = (
+                self.client.poll_timeout(),
+                self.model.replies.len(),
+                self.model.wire.len(),
+            );
             self.client.receive(self.now, piece);
             if open && in_handshake && !piece.is_empty() {
                 // RFC 3207 §4.2: bytes before the handshake are an injection (or, with implicit TLS, not TLS).
-                self.check(self.client.is_closed(), "bytes during a TLS handshake did not close the session");
+                self.check(
+                    self.client.is_closed(),
+                    "bytes during a TLS handshake did not close the session",
+                );
                 self.handshake_pending = None;
             }
             self.pump();
+            // Only a complete reply is progress: a server that dribbles bytes cannot push the deadline back.
+            if self.closed.is_none()
+                && self.model.replies.len() == replies
+                && self.model.wire.len() == written
+            {
+                self.check(
+                    self.client.poll_timeout() == deadline,
+                    "bytes without a complete reply moved the deadline",
+                );
+            }
         }
     }
 
@@ -379,9 +452,15 @@ impl Harness<'_> {
             self.check(event.is_none(), "an early handle_timeout produced an event");
             let bytes = self.client.poll_transmit(self.now);
             self.check(bytes.is_none(), "an early handle_timeout produced bytes");
-            self.check(self.client.is_closed() == was_closed, "an early handle_timeout changed the state");
+            self.check(
+                self.client.is_closed() == was_closed,
+                "an early handle_timeout changed the state",
+            );
         } else if !was_closed {
-            self.check(self.client.is_closed(), "a passed deadline did not close the session");
+            self.check(
+                self.client.is_closed(),
+                "a passed deadline did not close the session",
+            );
         }
         self.pump();
     }
@@ -394,7 +473,10 @@ impl Harness<'_> {
         if ok {
             let result = self.client.tls_established(self.now);
             if closed {
-                self.check(result.is_err(), "tls_established accepted on a closed session");
+                self.check(
+                    result.is_err(),
+                    "tls_established accepted on a closed session",
+                );
                 return;
             }
             self.check(result.is_ok(), "tls_established refused after StartTls");
@@ -409,10 +491,19 @@ impl Harness<'_> {
     /// After a refused command, with the event queue drained before it: nothing to send, no event, the same
     /// deadline (`before`) and state.
     fn check_unchanged(&mut self, what: &str, before: Option<Instant>, was_closed: bool) {
-        self.check(self.client.poll_timeout() == before, &format!("{what} moved the deadline"));
-        self.check(self.client.is_closed() == was_closed, &format!("{what} changed the state"));
+        self.check(
+            self.client.poll_timeout() == before,
+            &format!("{what} moved the deadline"),
+        );
+        self.check(
+            self.client.is_closed() == was_closed,
+            &format!("{what} changed the state"),
+        );
         let event = self.client.poll_event();
-        self.check(event.is_none(), &format!("{what} produced an event: {event:?}"));
+        self.check(
+            event.is_none(),
+            &format!("{what} produced an event: {event:?}"),
+        );
         let bytes = self.client.poll_transmit(self.now);
         self.check(bytes.is_none(), &format!("{what} produced bytes"));
     }
@@ -424,12 +515,18 @@ impl Harness<'_> {
         match which % 4 {
             0 if in_tx || !self.ready || self.closed.is_some() => {
                 let result = self.client.send_mail(self.envelope(0));
-                self.check(result.is_err(), "send_mail accepted during a transaction or before Ready");
+                self.check(
+                    result.is_err(),
+                    "send_mail accepted during a transaction or before Ready",
+                );
                 self.check_unchanged("a refused send_mail", before, was_closed);
             }
             1 if self.writer.is_none() && !in_tx => {
                 let result = self.client.finish_body();
-                self.check(result.is_err(), "finish_body accepted without a transaction");
+                self.check(
+                    result.is_err(),
+                    "finish_body accepted without a transaction",
+                );
                 self.check_unchanged("a refused finish_body", before, was_closed);
             }
             2 if self.handshake_pending.is_none() => {
@@ -453,10 +550,18 @@ impl Harness<'_> {
         let mut e = if n == 0 {
             Envelope::new(
                 ReversePath::Mailbox("sender@example.org".parse().expect("valid")),
-                ["rcpt1@example.net", "rcpt2@example.net", "rcpt3@example.net"].map(|a| a.parse().expect("valid")),
+                [
+                    "rcpt1@example.net",
+                    "rcpt2@example.net",
+                    "rcpt3@example.net",
+                ]
+                .map(|a| a.parse().expect("valid")),
             )
         } else {
-            Envelope::new(ReversePath::Null, ["rcpt4@example.net".parse().expect("valid")])
+            Envelope::new(
+                ReversePath::Null,
+                ["rcpt4@example.net".parse().expect("valid")],
+            )
         };
         if self.setup.declare_size {
             e = e.with_size(self.setup.bodies[n].len() as u64);
@@ -479,7 +584,7 @@ impl Harness<'_> {
                 });
             }
             Err(_) => {
-                // (Inside event handling: a Closed event may still be queued, so only the deadline is compared.)
+                self.quit_called = true;
                 self.client.quit();
             }
         }
@@ -494,7 +599,11 @@ impl Harness<'_> {
             }
             self.sync_transcript();
             let mut acted = false;
-            while let Some(event) = self.client.poll_event() {
+            // The whole batch first: if the session closed while reading, commands it had queued (and already got
+            // premature replies to) were discarded unsent, so the model cannot know them; see `same`.
+            let events: Vec<Event> = std::iter::from_fn(|| self.client.poll_event()).collect();
+            self.closing = events.iter().any(|e| matches!(e, Event::Closed { .. }));
+            for event in events {
                 self.on_event(event);
                 acted = true;
             }
@@ -513,17 +622,32 @@ impl Harness<'_> {
     fn written(&mut self, bytes: &[u8]) {
         self.check(self.closed.is_none(), "bytes transmitted after Closed");
         self.check(!bytes.is_empty(), "an empty transmit");
-        self.check(self.handshake_pending.is_none(), "bytes transmitted during a TLS handshake");
+        self.check(
+            self.handshake_pending.is_none(),
+            "bytes transmitted during a TLS handshake",
+        );
         if self.config.tls == TlsPolicy::Implicit && !self.tls_up {
             self.fail("bytes transmitted before the implicit TLS handshake");
         }
-        let guarded = self.config.credentials.is_some() && !self.config.allow_insecure_auth && !self.tls_up;
-        if guarded && let Some(p) = self.secrets.iter().find(|p| super::reference::find(bytes, p).is_some()) {
-            self.fail(&format!("credentials before TLS: {:?}", String::from_utf8_lossy(p)));
+        let guarded =
+            self.config.credentials.is_some() && !self.config.allow_insecure_auth && !self.tls_up;
+        if guarded
+            && let Some(p) = self
+                .secrets
+                .iter()
+                .find(|p| super::reference::find(bytes, p).is_some())
+        {
+            self.fail(&format!(
+                "credentials before TLS: {:?}",
+                String::from_utf8_lossy(p)
+            ));
         }
         let auth_allowed = self.tls_up || self.config.allow_insecure_auth;
         let tx_allowed = self.tls_policy_satisfied();
-        if let Err(v) = self.model.written(bytes, self.tls_up, auth_allowed, tx_allowed) {
+        if let Err(v) = self
+            .model
+            .written(bytes, self.tls_up, auth_allowed, tx_allowed)
+        {
             self.fail(&v);
         }
     }
@@ -534,8 +658,15 @@ impl Harness<'_> {
             check_printable(&entry.text);
             match entry.direction {
                 Direction::Client => {
-                    if let Some(p) = self.secrets.iter().find(|p| super::reference::find(entry.text.as_bytes(), p).is_some()) {
-                        self.fail(&format!("a credential in the transcript: {:?}", String::from_utf8_lossy(p)));
+                    if let Some(p) = self
+                        .secrets
+                        .iter()
+                        .find(|p| super::reference::find(entry.text.as_bytes(), p).is_some())
+                    {
+                        self.fail(&format!(
+                            "a credential in the transcript: {:?}",
+                            String::from_utf8_lossy(p)
+                        ));
                     }
                 }
                 Direction::Server => {
@@ -543,7 +674,10 @@ impl Harness<'_> {
                     let Some(reply) = self.shadow_replies.get(i).cloned() else {
                         self.fail("the client processed a reply the shadow framer did not see");
                     };
-                    self.check(entry.text == reply.to_string(), "the client's reply differs from the shadow framer's");
+                    self.check(
+                        entry.text == reply.to_string(),
+                        "the client's reply differs from the shadow framer's",
+                    );
                     self.model.processed(reply);
                 }
             }
@@ -563,13 +697,38 @@ impl Harness<'_> {
         }
         match event {
             Event::StartTls => {
-                self.check(self.config.tls != TlsPolicy::None, "StartTls with TlsPolicy::None");
-                self.check(!self.tls_up && self.handshake_pending.is_none(), "a second StartTls");
+                self.check(
+                    self.config.tls != TlsPolicy::None,
+                    "StartTls with TlsPolicy::None",
+                );
+                self.check(
+                    !self.tls_up && self.handshake_pending.is_none(),
+                    "a second StartTls",
+                );
                 let implicit = self.config.tls == TlsPolicy::Implicit;
-                self.check(implicit || self.model.starttls_seen, "StartTls without STARTTLS");
+                self.check(
+                    implicit || self.model.starttls_seen,
+                    "StartTls without STARTTLS",
+                );
                 self.handshake_pending = Some(implicit);
                 if implicit {
                     self.check(self.model.wire.is_empty(), "implicit StartTls after bytes");
+                } else if !self.closing {
+                    // RFC 3207 §4.2 (CVE-2011-0411): the 220 must be the last thing read; anything after it would be
+                    // an injection the client has to refuse, not process.
+                    let starttls = self
+                        .model
+                        .slots
+                        .iter()
+                        .rposition(|s| s.kind == model::SlotKind::StartTls);
+                    let last = self.model.replies.len().checked_sub(1);
+                    self.check(
+                        starttls
+                            .is_some_and(|i| self.model.slots[i].replies.last().copied() == last)
+                            && self.shadow_replies.len() == self.model.replies.len()
+                            && self.shadow.is_empty(),
+                        "the session goes on to TLS with bytes read after the 220",
+                    );
                 }
                 if self.setup.auto_handshake {
                     self.handshake_now = true;
@@ -581,32 +740,63 @@ impl Harness<'_> {
                 authenticated,
             } => {
                 self.check(!self.ready, "Ready twice");
+                // In a read that ended the session, Ready may rest on a reply to a command queued and then discarded.
+                let unknown = self.closing && self.model.unmatched() > 0;
                 self.ready = true;
                 self.check(tls == self.tls_up, "Ready.tls is wrong");
-                if matches!(self.config.tls, TlsPolicy::StartTlsRequired | TlsPolicy::Implicit) {
+                if matches!(
+                    self.config.tls,
+                    TlsPolicy::StartTlsRequired | TlsPolicy::Implicit
+                ) {
                     self.check(tls, "Ready without TLS under a policy that requires it");
                 }
-                self.check(authenticated == self.config.credentials.is_some(), "Ready.authenticated is wrong");
+                self.check(
+                    authenticated == self.config.credentials.is_some(),
+                    "Ready.authenticated is wrong",
+                );
+                if self.tls_up && !unknown {
+                    self.check(
+                        self.model.hello_since_tls,
+                        "Ready on capabilities learnt before TLS",
+                    );
+                }
                 // The capabilities are those of the last EHLO/LHLO reply (none after HELO).
-                let hello = self.model.slots.iter().rposition(|s| matches!(s.kind, model::SlotKind::Hello { .. }));
+                let hello = self
+                    .model
+                    .slots
+                    .iter()
+                    .rposition(|s| matches!(s.kind, model::SlotKind::Hello { .. }));
                 let expected = match hello.map(|i| (i, self.model.slots[i].kind)) {
                     Some((i, model::SlotKind::Hello { helo: false })) => {
                         self.model.reply(Some(i)).map(Capabilities::from_ehlo)
                     }
                     _ => Some(Capabilities::none()),
                 };
-                self.check(Some(capabilities) == expected, "Ready.capabilities are not the last EHLO reply's");
+                self.check(
+                    unknown || Some(capabilities) == expected,
+                    "Ready.capabilities are not the last EHLO reply's",
+                );
                 self.start_message(0);
             }
             Event::RecipientReply { id, index, reply } => {
                 let k = self.tx_index(id);
+                self.check(
+                    index < self.model.txs[k].recipients,
+                    "RecipientReply index out of range",
+                );
                 let slot = self.model.txs[k].rcpts.get(index).copied();
-                self.check(self.model.reply(slot) == Some(&reply), "RecipientReply is not the RCPT's reply");
+                self.check(
+                    self.same(self.model.reply(slot), Some(&reply)),
+                    "RecipientReply is not the RCPT's reply",
+                );
             }
             Event::ReadyForBody { id } => {
                 let k = self.tx_index(id);
                 let t = &self.model.txs[k];
-                let data_mode = self.model.reply(t.data).is_some_and(|r| r.code().get() == 354);
+                let data_mode = self
+                    .model
+                    .reply(t.data)
+                    .is_some_and(|r| r.code().get() == 354);
                 if data_mode {
                     self.model.txs[k].data_body_expected = true;
                 } else {
@@ -627,12 +817,20 @@ impl Harness<'_> {
                 if k == 0 {
                     self.start_message(1);
                 } else {
+                    self.quit_called = true;
                     self.client.quit();
                 }
             }
             Event::NoopReply { reply } => {
-                let slot = self.model.slots.iter().rposition(|s| s.kind == model::SlotKind::Noop);
-                self.check(self.model.reply(slot) == Some(&reply), "NoopReply is not the NOOP's reply");
+                let slot = self
+                    .model
+                    .slots
+                    .iter()
+                    .rposition(|s| s.kind == model::SlotKind::Noop);
+                self.check(
+                    self.same(self.model.reply(slot), Some(&reply)),
+                    "NoopReply is not the NOOP's reply",
+                );
             }
             Event::Closed { error } => {
                 self.closed_count += 1;
@@ -648,17 +846,25 @@ impl Harness<'_> {
 
     /// Writes body bytes while the client takes them; returns whether anything happened.
     fn write_body(&mut self) -> bool {
-        let Some((k, mut offset)) = self.writer else { return false };
+        let Some((k, mut offset)) = self.writer else {
+            return false;
+        };
         let body = &self.setup.bodies[k.min(1)];
         let mut acted = false;
         while offset < body.len() {
-            let size = if self.setup.write_size == 0 { body.len() } else { usize::from(self.setup.write_size) };
+            let size = if self.setup.write_size == 0 {
+                body.len()
+            } else {
+                usize::from(self.setup.write_size)
+            };
             let end = (offset + size).min(body.len());
             match self.client.write_body(&body[offset..end]) {
                 Ok(0) => break,
                 Ok(n) => {
                     self.check(n <= end - offset, "write_body took more than offered");
-                    self.model.txs[k].body.extend_from_slice(&body[offset..offset + n]);
+                    self.model.txs[k]
+                        .body
+                        .extend_from_slice(&body[offset..offset + n]);
                     offset += n;
                     acted = true;
                 }
@@ -672,9 +878,8 @@ impl Harness<'_> {
             self.writer = Some((k, offset));
             return acted;
         }
-        match self.client.finish_body() {
-            Ok(()) => self.model.txs[k].finished_at = Some(self.model.replies.len()),
-            Err(_) => {}
+        if self.client.finish_body().is_ok() {
+            self.model.txs[k].finished_at = Some(self.model.replies.len());
         }
         self.writer = None;
         true
@@ -682,27 +887,59 @@ impl Harness<'_> {
 
     fn after_pump(&mut self) {
         if self.closed.is_some() {
-            self.check(self.client.poll_timeout().is_none(), "a deadline after Closed");
+            self.check(
+                self.client.poll_timeout().is_none(),
+                "a deadline after Closed",
+            );
             self.check(self.client.is_closed(), "is_closed() false after Closed");
             let bytes = self.client.poll_transmit(self.now);
             self.check(bytes.is_none(), "bytes after Closed");
             return;
         }
-        self.check(!self.client.is_closed(), "is_closed() without a Closed event");
-        self.check(!self.shadow_failed, "the reply stream broke a cap or the grammar and the session is open");
+        self.check(
+            !self.client.is_closed(),
+            "is_closed() without a Closed event",
+        );
+        self.check(
+            !self.shadow_failed,
+            "the reply stream broke a cap or the grammar and the session is open",
+        );
         self.check(
             self.model.replies.len() == self.shadow_replies.len(),
             "the client did not process every complete reply",
         );
-        self.check(self.model.unmatched() == 0, "a reply no command asked for, and the session is open");
-        let awaiting = self.model.outstanding() > 0 || self.handshake_pending.is_some() || self.writer.is_some();
+        self.check(
+            self.model.unmatched() == 0,
+            "a reply no command asked for, and the session is open",
+        );
+        let awaiting = self.model.outstanding() > 0
+            || self.handshake_pending.is_some()
+            || self.writer.is_some();
         let timeout = self.client.poll_timeout();
         if awaiting {
-            self.check(timeout.is_some(), "waiting for the server without a deadline");
+            self.check(
+                timeout.is_some(),
+                "waiting for the server without a deadline",
+            );
         }
-        self.check(timeout.is_none_or(|t| t > self.now), "a deadline in the past");
+        self.check(
+            timeout.is_none_or(|t| t > self.now),
+            "a deadline in the past",
+        );
+        // No stage waits longer than the longest stage timeout (10 minutes after the data, RFC 5321 §4.5.3.2).
+        let longest = self
+            .config
+            .timeouts
+            .for_stage(smtp_proto::Stage::DataTermination);
+        self.check(
+            timeout.is_none_or(|t| t <= self.now + longest),
+            "a deadline further than any stage timeout",
+        );
         if self.client.is_idle() {
-            self.check(self.model.outstanding() == 0, "is_idle() with replies outstanding");
+            self.check(
+                self.model.outstanding() == 0,
+                "is_idle() with replies outstanding",
+            );
         }
     }
 
@@ -710,14 +947,27 @@ impl Harness<'_> {
     fn check_report(&self, k: usize, report: &TransactionReport) {
         let m = &self.model;
         let t = &m.txs[k];
-        self.check(report.recipients.len() == t.recipients, "report recipient count");
-        self.check(report.mail_reply.as_ref() == m.reply(t.mail), "report.mail_reply is not the MAIL reply");
+        self.check(
+            report.recipients.len() == t.recipients,
+            "report recipient count",
+        );
+        self.check(
+            self.same(m.reply(t.mail), report.mail_reply.as_ref()),
+            "report.mail_reply is not the MAIL reply",
+        );
         for (i, r) in report.recipients.iter().enumerate() {
-            self.check(r.rcpt_reply.as_ref() == m.reply(t.rcpts.get(i).copied()), "report rcpt_reply");
+            self.check(
+                self.same(m.reply(t.rcpts.get(i).copied()), r.rcpt_reply.as_ref()),
+                "report rcpt_reply",
+            );
             if r.accepted {
                 self.check(
-                    r.rcpt_reply.as_ref().is_some_and(|x| x.is_positive_completion())
-                        && r.data_reply.as_ref().is_some_and(|x| x.is_positive_completion()),
+                    r.rcpt_reply
+                        .as_ref()
+                        .is_some_and(|x| x.is_positive_completion())
+                        && r.data_reply
+                            .as_ref()
+                            .is_some_and(|x| x.is_positive_completion()),
                     "a recipient marked accepted without positive RCPT and data replies",
                 );
             }
@@ -726,44 +976,80 @@ impl Harness<'_> {
         let accepted = report.accepted_count();
         let delivered = report.outcome.is_delivered();
         match report.outcome {
-            Outcome::Accepted => self.check(accepted == t.recipients, "Accepted but not every recipient accepted"),
-            Outcome::PartiallyAccepted => {
-                self.check(accepted > 0 && accepted < t.recipients, "PartiallyAccepted count")
-            }
-            _ => self.check(accepted == 0, "not delivered but a recipient is marked accepted"),
+            Outcome::Accepted => self.check(
+                accepted == t.recipients,
+                "Accepted but not every recipient accepted",
+            ),
+            Outcome::PartiallyAccepted => self.check(
+                accepted > 0 && accepted < t.recipients,
+                "PartiallyAccepted count",
+            ),
+            _ => self.check(
+                accepted == 0,
+                "not delivered but a recipient is marked accepted",
+            ),
         }
         if report.outcome == Outcome::Rejected {
             self.check(report.failure.is_some(), "Rejected without a failure");
         }
         if report.outcome == Outcome::NotSent {
-            self.check(t.end.is_none(), "NotSent but the end of the data was written");
+            self.check(
+                t.end.is_none(),
+                "NotSent but the end of the data was written",
+            );
         }
         if report.outcome == Outcome::Unknown {
             self.check(!m.verdict_complete(k), "Unknown despite a complete verdict");
         }
         if !m.lmtp {
-            self.check(report.final_reply.as_ref() == m.reply(t.end), "report.final_reply is not the verdict");
+            self.check(
+                self.same(m.reply(t.end), report.final_reply.as_ref()),
+                "report.final_reply is not the verdict",
+            );
         }
         if delivered {
             // (Only a 421 among LMTP verdicts leaves a failure next to verdicts already received.)
-            let failure_at_end = m.lmtp && report.failure.as_ref().is_some_and(|f| f.0 == smtp_proto::Stage::DataTermination);
-            self.check(report.failure.is_none() || failure_at_end, "delivered with a failure");
-            self.check(t.end.is_some(), "delivered but the end of the data was never written");
-            self.check(m.reply(t.mail).is_some_and(|r| r.is_positive_completion()), "delivered after MAIL was refused");
+            let failure_at_end = m.lmtp
+                && report
+                    .failure
+                    .as_ref()
+                    .is_some_and(|f| f.0 == smtp_proto::Stage::DataTermination);
+            self.check(
+                report.failure.is_none() || failure_at_end,
+                "delivered with a failure",
+            );
+            self.check(
+                t.end.is_some(),
+                "delivered but the end of the data was never written",
+            );
+            self.check(
+                m.reply(t.mail).is_some_and(|r| r.is_positive_completion()),
+                "delivered after MAIL was refused",
+            );
             let finished_at = t.finished_at.unwrap_or(usize::MAX);
-            let positive_after_finish = finals.iter().any(|&(i, r)| i >= finished_at && r.is_positive_completion());
-            self.check(positive_after_finish, "delivered without a positive reply after the end of the data");
+            let positive_after_finish = finals
+                .iter()
+                .any(|&(i, r)| i >= finished_at && r.is_positive_completion());
+            self.check(
+                positive_after_finish,
+                "delivered without a positive reply after the end of the data",
+            );
             if m.lmtp {
                 // Each accepted recipient's verdict is the reply matched to it, in RCPT order.
                 let accepted_rcpts: Vec<usize> = (0..t.rcpts.len())
-                    .filter(|&i| m.reply(Some(t.rcpts[i])).is_some_and(|r| r.is_positive_completion()))
+                    .filter(|&i| {
+                        m.reply(Some(t.rcpts[i]))
+                            .is_some_and(|r| r.is_positive_completion())
+                    })
                     .collect();
                 for (j, &i) in accepted_rcpts.iter().enumerate() {
                     let r = &report.recipients[i];
                     if r.accepted {
                         let verdict = finals.get(j);
                         self.check(
-                            verdict.is_some_and(|&(n, v)| n >= finished_at && Some(v) == r.data_reply.as_ref()),
+                            verdict.is_some_and(|&(n, v)| {
+                                n >= finished_at && Some(v) == r.data_reply.as_ref()
+                            }),
                             "an LMTP recipient accepted without its own positive verdict",
                         );
                     }
@@ -777,14 +1063,20 @@ impl Harness<'_> {
             }
         }
         // The other way round: a clean transaction with a complete positive verdict is reported delivered.
-        if m.verdict_complete(k) && !m.tx_failed(k) && m.accepted(k) > 0 && t.finished_at.is_some() {
+        if m.verdict_complete(k) && !m.tx_failed(k) && m.accepted(k) > 0 && t.finished_at.is_some()
+        {
             let positive = if m.lmtp {
                 finals.iter().any(|(_, r)| r.is_positive_completion())
             } else {
-                finals.first().is_some_and(|(_, r)| r.is_positive_completion())
+                finals
+                    .first()
+                    .is_some_and(|(_, r)| r.is_positive_completion())
             };
             if positive {
-                self.check(delivered, "a positive verdict for a valid transaction reported as not delivered");
+                self.check(
+                    delivered,
+                    "a positive verdict for a valid transaction reported as not delivered",
+                );
             }
         }
     }

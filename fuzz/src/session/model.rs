@@ -114,7 +114,11 @@ enum Mode {
     /// Right after a DATA line: body or commands, depending on whether the client was told to send the body.
     AfterData(usize),
     DataBody(usize),
-    Bdat { tx: usize, remaining: u64, last: bool },
+    Bdat {
+        tx: usize,
+        remaining: u64,
+        last: bool,
+    },
 }
 
 /// The model of the server side of one session.
@@ -148,6 +152,9 @@ pub struct Model {
     pub pipelining: bool,
     /// The configuration allows pipelining.
     pub pipelining_allowed: bool,
+    /// An EHLO/HELO/LHLO was sent since the connection became encrypted (RFC 3207 §4.2: capabilities learnt in
+    /// plaintext are forgotten).
+    pub hello_since_tls: bool,
 }
 
 /// A protocol violation found in the client's bytes.
@@ -172,6 +179,7 @@ impl Model {
             starttls_seen: false,
             pipelining: false,
             pipelining_allowed,
+            hello_since_tls: false,
         };
         if !implicit_tls {
             m.push_slot(SlotKind::Greeting);
@@ -185,7 +193,10 @@ impl Model {
     }
 
     fn push_slot(&mut self, kind: SlotKind) -> usize {
-        self.slots.push(Slot { kind, replies: Vec::new() });
+        self.slots.push(Slot {
+            kind,
+            replies: Vec::new(),
+        });
         self.match_replies();
         self.slots.len() - 1
     }
@@ -208,7 +219,8 @@ impl Model {
 
     /// The reply matched to slot `i`, if any (the first, for an LMTP final).
     pub fn reply(&self, slot: Option<usize>) -> Option<&Reply> {
-        slot.and_then(|s| self.slots[s].replies.first()).map(|&r| &self.replies[r])
+        slot.and_then(|s| self.slots[s].replies.first())
+            .map(|&r| &self.replies[r])
     }
 
     /// How many replies slot `i` takes.
@@ -233,7 +245,10 @@ impl Model {
                     && !helo
                     && reply.is_positive_completion()
                     && reply.lines().skip(1).any(|l| {
-                        let word = l.split(|&b| b == b' ').find(|w| !w.is_empty()).unwrap_or_default();
+                        let word = l
+                            .split(|&b| b == b' ')
+                            .find(|w| !w.is_empty())
+                            .unwrap_or_default();
                         word.eq_ignore_ascii_case(b"PIPELINING")
                     });
             }
@@ -250,7 +265,10 @@ impl Model {
         self.txs[tx]
             .rcpts
             .iter()
-            .filter(|&&s| self.reply(Some(s)).is_some_and(Reply::is_positive_completion))
+            .filter(|&&s| {
+                self.reply(Some(s))
+                    .is_some_and(Reply::is_positive_completion)
+            })
             .count()
     }
 
@@ -259,16 +277,23 @@ impl Model {
     /// decides, and the model need not know how many RCPTs a RCPTMAX limit lets the client send.)
     pub fn tx_failed(&self, tx: usize) -> bool {
         let t = &self.txs[tx];
-        let refused = |s: Option<usize>, ok: fn(&Reply) -> bool| self.reply(s).is_some_and(|r| !ok(r));
+        let refused =
+            |s: Option<usize>, ok: fn(&Reply) -> bool| self.reply(s).is_some_and(|r| !ok(r));
         refused(t.mail, Reply::is_positive_completion)
             || refused(t.data, |r| r.code().get() == 354)
-            || t.chunks.iter().any(|&s| refused(Some(s), Reply::is_positive_completion))
+            || t.chunks
+                .iter()
+                .any(|&s| refused(Some(s), Reply::is_positive_completion))
     }
 
     /// The replies matched to the end of transaction `tx`, with their processing indexes.
     pub fn finals(&self, tx: usize) -> Vec<(usize, &Reply)> {
         match self.txs[tx].end {
-            Some(s) => self.slots[s].replies.iter().map(|&r| (r, &self.replies[r])).collect(),
+            Some(s) => self.slots[s]
+                .replies
+                .iter()
+                .map(|&r| (r, &self.replies[r]))
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -300,13 +325,27 @@ impl Model {
 
     /// Reads newly written bytes. `tls`: the connection is encrypted; `auth_allowed`: credentials may be sent now;
     /// `tx_allowed`: MAIL may be sent now (TLS policy satisfied).
-    pub fn written(&mut self, bytes: &[u8], tls: bool, auth_allowed: bool, tx_allowed: bool) -> Result<(), Violation> {
+    pub fn written(
+        &mut self,
+        bytes: &[u8],
+        tls: bool,
+        auth_allowed: bool,
+        tx_allowed: bool,
+    ) -> Result<(), Violation> {
         if self.quit_seen && !bytes.is_empty() {
-            return Err(format!("bytes after QUIT: {:?}", bytes.escape_ascii().to_string()));
+            return Err(format!(
+                "bytes after QUIT: {:?}",
+                bytes.escape_ascii().to_string()
+            ));
         }
         self.wire.extend_from_slice(bytes);
         loop {
-            if let Mode::Bdat { tx, remaining: 0, last } = self.mode {
+            if let Mode::Bdat {
+                tx,
+                remaining: 0,
+                last,
+            } = self.mode
+            {
                 self.mode = Mode::Command;
                 let t = &self.txs[tx];
                 if last {
@@ -325,8 +364,14 @@ impl Model {
                 return Ok(());
             }
             match self.mode {
-                Mode::Bdat { tx, remaining, last } => {
-                    let take = rest.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                Mode::Bdat {
+                    tx,
+                    remaining,
+                    last,
+                } => {
+                    let take = rest
+                        .len()
+                        .min(usize::try_from(remaining).unwrap_or(usize::MAX));
                     let chunk = rest[..take].to_vec();
                     self.pos += take;
                     self.txs[tx].bdat_payload.extend_from_slice(&chunk);
@@ -340,7 +385,11 @@ impl Model {
                     if self.reply(self.txs[tx].data).is_none() {
                         return Err("bytes after DATA before its reply (RFC 2920 §3.1)".into());
                     }
-                    self.mode = if self.txs[tx].data_body_expected { Mode::DataBody(tx) } else { Mode::Command };
+                    self.mode = if self.txs[tx].data_body_expected {
+                        Mode::DataBody(tx)
+                    } else {
+                        Mode::Command
+                    };
                 }
                 Mode::DataBody(tx) => {
                     let Some(end) = reference::find(rest, b"\r\n") else {
@@ -352,7 +401,10 @@ impl Model {
                     let line = rest[..end].to_vec();
                     self.pos += end + 2;
                     if line.contains(&b'\r') || line.contains(&b'\n') {
-                        return Err(format!("bare CR or LF in the DATA body: {:?}", line.escape_ascii().to_string()));
+                        return Err(format!(
+                            "bare CR or LF in the DATA body: {:?}",
+                            line.escape_ascii().to_string()
+                        ));
                     }
                     let t = &mut self.txs[tx];
                     t.data_wire.extend_from_slice(&line);
@@ -393,20 +445,33 @@ impl Model {
     }
 
     fn current_tx(&self) -> Result<usize, Violation> {
-        self.txs.len().checked_sub(1).ok_or_else(|| "a transaction command without send_mail".to_string())
+        self.txs
+            .len()
+            .checked_sub(1)
+            .ok_or_else(|| "a transaction command without send_mail".to_string())
     }
 
     /// RFC 2920 §3.1: without PIPELINING, and for the commands that must end a group (EHLO, STARTTLS, AUTH, NOOP),
     /// a command goes out only when every earlier one has its reply.
     fn in_lockstep(&self, what: &str) -> Result<(), Violation> {
         if self.outstanding() > 0 {
-            return Err(format!("{what} sent while {} replies are outstanding", self.outstanding()));
+            return Err(format!(
+                "{what} sent while {} replies are outstanding",
+                self.outstanding()
+            ));
         }
         Ok(())
     }
 
-    fn command(&mut self, line: &[u8], tls: bool, auth_allowed: bool, tx_allowed: bool) -> Result<(), Violation> {
-        let text = std::str::from_utf8(line).map_err(|_| "a command that is not UTF-8".to_string())?;
+    fn command(
+        &mut self,
+        line: &[u8],
+        tls: bool,
+        auth_allowed: bool,
+        tx_allowed: bool,
+    ) -> Result<(), Violation> {
+        let text =
+            std::str::from_utf8(line).map_err(|_| "a command that is not UTF-8".to_string())?;
         if line.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
             return Err(format!("CR, LF or NUL inside a command: {text:?}"));
         }
@@ -422,7 +487,10 @@ impl Model {
                     return Err(format!("bad greeting command {text:?}"));
                 }
                 self.in_lockstep(verb)?;
-                self.push_slot(SlotKind::Hello { helo: verb == "HELO" });
+                self.hello_since_tls = true;
+                self.push_slot(SlotKind::Hello {
+                    helo: verb == "HELO",
+                });
             }
             "STARTTLS" if arg.is_empty() => {
                 if tls || self.starttls_seen {
@@ -437,7 +505,9 @@ impl Model {
                     return Err(format!("AUTH before TLS: {text:?}"));
                 }
                 self.in_lockstep(verb)?;
-                let (mech, initial) = arg.split_once(' ').map_or((arg, None), |(m, r)| (m, Some(r)));
+                let (mech, initial) = arg
+                    .split_once(' ')
+                    .map_or((arg, None), |(m, r)| (m, Some(r)));
                 let mech = match mech {
                     "PLAIN" => Mech::Plain,
                     "LOGIN" => Mech::Login,
@@ -446,7 +516,12 @@ impl Model {
                     "OAUTHBEARER" => Mech::OAuthBearer,
                     other
                         if (1..=20).contains(&other.len())
-                            && other.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_') =>
+                            && other.bytes().all(|b| {
+                                b.is_ascii_uppercase()
+                                    || b.is_ascii_digit()
+                                    || b == b'-'
+                                    || b == b'_'
+                            }) =>
                     {
                         Mech::Other
                     }
@@ -479,7 +554,11 @@ impl Model {
             "RCPT" if arg.starts_with("TO:<") => {
                 let tx = self.current_tx()?;
                 let t = &self.txs[tx];
-                if t.mail.is_none() || t.rcpts.len() >= t.recipients || t.data.is_some() || t.end.is_some() {
+                if t.mail.is_none()
+                    || t.rcpts.len() >= t.recipients
+                    || t.data.is_some()
+                    || t.end.is_some()
+                {
                     return Err("RCPT out of place".into());
                 }
                 if lockstep {
@@ -494,7 +573,8 @@ impl Model {
                 let t = &self.txs[tx];
                 // Fewer RCPTs than recipients: a RCPTMAX limit or "too many recipients" (RFC 9422, RFC 5321
                 // §4.5.3.1.10) defers the rest to another transaction.
-                if t.rcpts.is_empty() || t.data.is_some() || !t.chunks.is_empty() || t.end.is_some() {
+                if t.rcpts.is_empty() || t.data.is_some() || !t.chunks.is_empty() || t.end.is_some()
+                {
                     return Err("DATA out of place".into());
                 }
                 if lockstep {
@@ -535,7 +615,11 @@ impl Model {
                     let s = self.push_slot(SlotKind::Bdat(tx));
                     self.txs[tx].chunks.push(s);
                 }
-                self.mode = Mode::Bdat { tx, remaining: size, last };
+                self.mode = Mode::Bdat {
+                    tx,
+                    remaining: size,
+                    last,
+                };
             }
             "." if arg.is_empty() => {
                 let tx = self.current_tx()?;
@@ -576,7 +660,11 @@ impl Model {
                 }
                 let round = round + 1;
                 self.auth_open = Some((mech, initial, round));
-                self.push_slot(SlotKind::Auth { mech, initial, round });
+                self.push_slot(SlotKind::Auth {
+                    mech,
+                    initial,
+                    round,
+                });
             }
         }
         Ok(())
@@ -585,6 +673,7 @@ impl Model {
     /// The connection became encrypted: the capabilities (PIPELINING included) are forgotten until the next EHLO.
     pub fn tls_started(&mut self, implicit: bool) {
         self.pipelining = false;
+        self.hello_since_tls = false;
         if implicit {
             self.expect_greeting();
         }
@@ -651,7 +740,11 @@ pub fn auto_reply(slot: Option<SlotKind>, kind: Kind, flags: u8) -> Vec<u8> {
         Some(S::Greeting) => (220, vec!["mx.example.org ESMTP ready".into()]),
         Some(S::Hello { .. }) => (250, ehlo_lines(flags)),
         Some(S::StartTls) => (220, vec!["2.0.0 Ready to start TLS".into()]),
-        Some(S::Auth { mech, initial, round }) => match (mech, initial, round) {
+        Some(S::Auth {
+            mech,
+            initial,
+            round,
+        }) => match (mech, initial, round) {
             (Mech::Login, false, 0) => (334, vec!["VXNlcm5hbWU6".into()]),
             (Mech::Login, _, 1) | (Mech::Login, true, 0) => (334, vec!["UGFzc3dvcmQ6".into()]),
             (Mech::CramMd5, false, 0) => (334, vec![CRAM_CHALLENGE.into()]),
@@ -674,7 +767,10 @@ pub fn auto_reply(slot: Option<SlotKind>, kind: Kind, flags: u8) -> Vec<u8> {
             lines.extend(positive.1);
             (positive.0, lines)
         }
-        Kind::OddPositive => (200 + u16::from(flags % 6) * 10 + u16::from(flags / 6 % 10), vec!["odd".into()]),
+        Kind::OddPositive => (
+            200 + u16::from(flags % 6) * 10 + u16::from(flags / 6 % 10),
+            vec!["odd".into()],
+        ),
         Kind::Transient => match slot {
             Some(S::Greeting) => (450, vec!["4.3.2 busy".into()]),
             Some(S::Auth { .. }) => (454, vec!["4.7.0 Temporary authentication failure".into()]),

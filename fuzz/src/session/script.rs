@@ -188,7 +188,10 @@ impl Script {
         let credentials = input.u8() % 3;
         let f = input.u8();
         let g = input.u8();
-        let bodies = [input.bytes(MAX_BODY).to_vec(), input.bytes(MAX_BODY).to_vec()];
+        let bodies = [
+            input.bytes(MAX_BODY).to_vec(),
+            input.bytes(MAX_BODY).to_vec(),
+        ];
         let write_size = input.u8();
         let setup = Setup {
             tls,
@@ -231,7 +234,9 @@ impl Script {
                     len: input.u16(),
                 },
                 9 => Step::Eof,
-                10 => Step::Tick { seconds: input.u16() },
+                10 => Step::Tick {
+                    seconds: input.u16(),
+                },
                 11 => Step::FireDeadline,
                 12 => Step::Handshake { ok: input.bool() },
                 13 => Step::Noop,
@@ -257,10 +262,16 @@ impl Script {
             | u8::from(s.auto_handshake) << 7;
         let g = u8::from(s.port_465) | u8::from(s.declare_size) << 1 | u8::from(s.eight_bit) << 2;
         e.u8(s.tls).u8(s.credentials).u8(f).u8(g);
-        e.bytes(MAX_BODY, &s.bodies[0]).bytes(MAX_BODY, &s.bodies[1]).u8(s.write_size);
+        e.bytes(MAX_BODY, &s.bodies[0])
+            .bytes(MAX_BODY, &s.bodies[1])
+            .u8(s.write_size);
         for step in &self.steps {
             match step {
-                Step::Auto { kind, flags, delivery } => {
+                Step::Auto {
+                    kind,
+                    flags,
+                    delivery,
+                } => {
                     let k = Kind::ALL.iter().position(|x| x == kind).expect("a kind") as u8;
                     e.u8(0).u8(k).u8(*flags);
                     encode_delivery(&mut e, delivery);
@@ -306,5 +317,53 @@ impl Script {
             }
         }
         e.finish()
+    }
+}
+
+impl Script {
+    /// A compact, readable form (bytes escaped), for reproducing failures.
+    pub fn describe(&self) -> String {
+        let esc = |b: &[u8]| b.escape_ascii().to_string();
+        let s = &self.setup;
+        let mut out = format!(
+            "tls={} credentials={} insecure_auth={} pipelining={} chunking={} lmtp={} small_limits={} \
+             small_body_buffer={} overall_deadline={} auto_handshake={} port_465={} declare_size={} eight_bit={} \
+             write_size={}\nbody0 {:?}\nbody1 {:?}\n",
+            s.tls,
+            s.credentials,
+            s.allow_insecure_auth,
+            s.pipelining,
+            s.chunking,
+            s.lmtp,
+            s.small_limits,
+            s.small_body_buffer,
+            s.overall_deadline,
+            s.auto_handshake,
+            s.port_465,
+            s.declare_size,
+            s.eight_bit,
+            s.write_size,
+            esc(&s.bodies[0]),
+            esc(&s.bodies[1]),
+        );
+        for (i, step) in self.steps.iter().enumerate() {
+            let line = match step {
+                Step::Raw { bytes, delivery } => format!("Raw {:?} {delivery:?}", esc(bytes)),
+                Step::Reply {
+                    code,
+                    lines,
+                    text,
+                    bare_lf,
+                    delivery,
+                } => format!(
+                    "Reply {code:03} x{} {:?} bare_lf={bare_lf} {delivery:?}",
+                    1 + lines % 4,
+                    esc(text)
+                ),
+                other => format!("{other:?}"),
+            };
+            out.push_str(&format!("{i:3}: {line}\n"));
+        }
+        out
     }
 }
