@@ -5,9 +5,9 @@
 //! grammar are ignored: a server's oddities must never stop a client from sending mail.
 
 use crate::auth::Mechanism;
-use crate::framer::{ReplyError, ReplyLimits, scan_with};
 #[cfg(doc)]
 use crate::framer::parse_reply;
+use crate::framer::{ReplyError, ReplyLimits, scan_with};
 use crate::reply::{Reply, write_sanitized};
 
 /// An SMTP service extension the client knows how to use or report.
@@ -196,7 +196,10 @@ impl Capabilities {
     /// Reads the first line: the first word is the server's domain.
     fn set_domain(&mut self, first: &[u8]) {
         let domain = first.trim_ascii_start();
-        let end = domain.iter().position(|&b| b == b' ').unwrap_or(domain.len());
+        let end = domain
+            .iter()
+            .position(|&b| b == b' ')
+            .unwrap_or(domain.len());
         let domain = &domain[..end];
         if domain.iter().all(|b| (0x21..0x7f).contains(b)) {
             // Printable ASCII (the common case): one allocation, no UTF-8 validation.
@@ -348,7 +351,9 @@ fn mechanism(name: &[u8]) -> Mechanism {
         Some(k) if k == const { pack(b"XOAUTH2") } && len == 7 => Some(Mechanism::XOAuth2),
         Some(k) if k == const { pack(b"OAUTHBEARER") } && len == 11 => Some(Mechanism::OAuthBearer),
         Some(k) if k == const { pack(b"CRAM-MD5") } && len == 8 => Some(Mechanism::CramMd5),
-        Some(k) if k == const { pack(b"SCRAM-SHA-256") } && len == 13 => Some(Mechanism::ScramSha256),
+        Some(k) if k == const { pack(b"SCRAM-SHA-256") } && len == 13 => {
+            Some(Mechanism::ScramSha256)
+        }
         _ => None,
     };
     known.unwrap_or_else(|| Mechanism::from_name(name))
@@ -890,7 +895,15 @@ mod tests {
 
     #[test]
     fn swar_upper_case_matches_the_byte_loop() {
-        for word in [&b"pipelining"[..], b"Mt-Priority", b"8bitmime", b"auth", b"\x80\xe1az{@`AZ", b"xoauth2", b""] {
+        for word in [
+            &b"pipelining"[..],
+            b"Mt-Priority",
+            b"8bitmime",
+            b"auth",
+            b"\x80\xe1az{@`AZ",
+            b"xoauth2",
+            b"",
+        ] {
             let expected: Vec<u8> = word.to_ascii_uppercase();
             assert_eq!(packed_upper(word), Some(pack(&expected)), "{word:?}");
         }

@@ -7,8 +7,8 @@
 
 use std::{fmt, mem};
 
-use memchr::memchr;
 use crate::reply::{Reply, ReplyCode};
+use memchr::memchr;
 
 /// Caps on what a server can make the client buffer.
 ///
@@ -220,7 +220,9 @@ fn find_lf(bytes: &[u8]) -> Option<usize> {
     let head = &bytes[..bytes.len().min(SHORT_LINE)];
     match head.iter().position(|&b| b == b'\n') {
         Some(lf) => Some(lf),
-        None if bytes.len() > SHORT_LINE => memchr(b'\n', &bytes[SHORT_LINE..]).map(|lf| lf + SHORT_LINE),
+        None if bytes.len() > SHORT_LINE => {
+            memchr(b'\n', &bytes[SHORT_LINE..]).map(|lf| lf + SHORT_LINE)
+        }
         None => None,
     }
 }
@@ -282,7 +284,10 @@ pub(crate) fn scan_with(
 #[inline(always)]
 fn collect(input: &[u8], scanned: &Scanned) -> Reply {
     if scanned.lines == 1 {
-        return Reply::from_text(scanned.code, &input[scanned.last_text.0..scanned.last_text.1]);
+        return Reply::from_text(
+            scanned.code,
+            &input[scanned.last_text.0..scanned.last_text.1],
+        );
     }
     // Multiline: joined into a vector of the exact size (replies this long rarely fit inline).
     let mut text = Vec::with_capacity(scanned.text_len);

@@ -57,7 +57,9 @@ impl ReplyCode {
     #[inline]
     pub(crate) const fn from_digits(a: u8, b: u8, c: u8) -> Option<Self> {
         if a >= b'2' && a <= b'5' && b >= b'0' && b <= b'5' && c >= b'0' && c <= b'9' {
-            Some(Self((a - b'0') as u16 * 100 + (b - b'0') as u16 * 10 + (c - b'0') as u16))
+            Some(Self(
+                (a - b'0') as u16 * 100 + (b - b'0') as u16 * 10 + (c - b'0') as u16,
+            ))
         } else {
             None
         }
@@ -413,7 +415,10 @@ impl<const N: usize> SmallBytes<N> {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         const { assert!(N <= u8::MAX as usize) };
         if capacity <= N {
-            Self::Inline { len: 0, buf: [0; N] }
+            Self::Inline {
+                len: 0,
+                buf: [0; N],
+            }
         } else {
             Self::Heap(Vec::with_capacity(capacity))
         }
@@ -462,7 +467,10 @@ impl<const N: usize> SmallBytes<N> {
 
 impl<const N: usize> Default for SmallBytes<N> {
     fn default() -> Self {
-        Self::Inline { len: 0, buf: [0; N] }
+        Self::Inline {
+            len: 0,
+            buf: [0; N],
+        }
     }
 }
 

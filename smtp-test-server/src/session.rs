@@ -4,11 +4,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use crate::config::{Fault, Protocol, ServerConfig, Stage, TlsMode};
 use crate::io::{CAP_BYTES, CAP_TIME, Io, Line};
 use crate::record::{BodyTransfer, ClientLine, Message};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 /// Longest command line (or AUTH response) accepted.
 const MAX_LINE: usize = 64 * 1024;
@@ -549,7 +549,10 @@ impl Session {
             if raw == b"=" {
                 return Ok(Vec::new());
             }
-            BASE64.decode(raw).ok().ok_or((501, "5.5.2", "Cannot decode response"))
+            BASE64
+                .decode(raw)
+                .ok()
+                .ok_or((501, "5.5.2", "Cannot decode response"))
         };
         let credentials = if mechanism == "PLAIN" {
             let Some(raw) = read(self, "", initial)? else {
