@@ -436,7 +436,7 @@ impl fmt::Display for Error {
             ErrorKind::Io => write!(f, "I/O error during {}", self.inner.stage)?,
             ErrorKind::Closed => match ctx {
                 // e.g. a closed pool or a connection poisoned by a dropped send: the context says which.
-                Some(c) => f.write_str(c)?,
+                Some(c) => write!(f, "the connection is closed: {c}")?,
                 None => f.write_str("the connection is closed; connect again")?,
             },
             _ => match self.as_proto() {
