@@ -7,8 +7,10 @@
 use crate::auth::Mechanism;
 #[cfg(doc)]
 use crate::framer::parse_reply;
-use crate::framer::{ReplyError, ReplyLimits, scan_with};
-use crate::reply::{Reply, write_sanitized};
+use std::sync::OnceLock;
+
+use crate::framer::{FastLines, ReplyError, ReplyLimits, low_bytes, scan_with};
+use crate::reply::{Reply, SmallBytes, write_sanitized};
 
 /// An SMTP service extension the client knows how to use or report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,34 +79,62 @@ impl Extension {
         Self::from_keyword_ignore_case(upper)
     }
 
-    /// The extension advertised by a keyword, in any case: the keyword is upper-cased into one integer and
-    /// compared with the known ones as integers (no per-byte compare loop, no allocation).
+    /// The extension advertised by a keyword, in any case.
+    #[cfg(test)]
     fn from_keyword_ignore_case(keyword: &[u8]) -> Option<Self> {
-        use Extension::*;
-        if keyword.len() == 19 {
-            // The only known keyword longer than 16 bytes.
-            return keyword
-                .eq_ignore_ascii_case(b"ENHANCEDSTATUSCODES")
-                .then_some(EnhancedStatusCodes);
-        }
-        let key = packed_upper(keyword)?;
         let len = keyword.len();
-        Some(match key {
-            k if k == const { pack(b"SIZE") } && len == 4 => Size,
-            k if k == const { pack(b"PIPELINING") } && len == 10 => Pipelining,
-            k if k == const { pack(b"8BITMIME") } && len == 8 => EightBitMime,
-            k if k == const { pack(b"SMTPUTF8") } && len == 8 => SmtpUtf8,
-            k if k == const { pack(b"CHUNKING") } && len == 8 => Chunking,
-            k if k == const { pack(b"BINARYMIME") } && len == 10 => BinaryMime,
-            k if k == const { pack(b"DSN") } && len == 3 => Dsn,
-            k if k == const { pack(b"STARTTLS") } && len == 8 => StartTls,
-            k if k == const { pack(b"AUTH") } && len == 4 => Auth,
-            k if k == const { pack(b"REQUIRETLS") } && len == 10 => RequireTls,
-            k if k == const { pack(b"LIMITS") } && len == 6 => Limits,
-            k if k == const { pack(b"MT-PRIORITY") } && len == 11 => MtPriority,
-            k if k == const { pack(b"DELIVERBY") } && len == 9 => DeliverBy,
-            k if k == const { pack(b"ETRN") } && len == 4 => Etrn,
-            k if k == const { pack(b"VRFY") } && len == 4 => Vrfy,
+        let lo = upper_swar(load_word(keyword, 0, len));
+        let hi = upper_swar(load_word(keyword, 8, len));
+        Self::from_packed(len, keyword, lo, hi)
+    }
+
+    /// The extension advertised by a keyword (any case) of `len` bytes, given its first 16 bytes upper-cased as
+    /// two little-endian words (`lo`, `hi`, zero-padded): compared with the known keywords by length and as
+    /// integers, no per-byte loop, no allocation. `keyword` itself is only read when `len` is 19.
+    #[inline(always)]
+    fn from_packed(len: usize, keyword: &[u8], lo: u64, hi: u64) -> Option<Self> {
+        use Extension::*;
+        const DSN: u64 = pack8(b"DSN");
+        const SIZE: u64 = pack8(b"SIZE");
+        const AUTH: u64 = pack8(b"AUTH");
+        const ETRN: u64 = pack8(b"ETRN");
+        const VRFY: u64 = pack8(b"VRFY");
+        const LIMITS: u64 = pack8(b"LIMITS");
+        const EIGHTBITMIME: u64 = pack8(b"8BITMIME");
+        const SMTPUTF8: u64 = pack8(b"SMTPUTF8");
+        const CHUNKING: u64 = pack8(b"CHUNKING");
+        const STARTTLS: u64 = pack8(b"STARTTLS");
+        const DELIVERB: u64 = pack8(b"DELIVERB");
+        const PIPELINI: u64 = pack8(b"PIPELINI");
+        const BINARYMI: u64 = pack8(b"BINARYMI");
+        const REQUIRET: u64 = pack8(b"REQUIRET");
+        const MT_PRIOR: u64 = pack8(b"MT-PRIOR");
+        const ENHANCED: u64 = pack8(b"ENHANCED");
+        Some(match (len, lo) {
+            (3, DSN) => Dsn,
+            (4, SIZE) => Size,
+            (4, AUTH) => Auth,
+            (4, ETRN) => Etrn,
+            (4, VRFY) => Vrfy,
+            (6, LIMITS) => Limits,
+            (8, EIGHTBITMIME) => EightBitMime,
+            (8, SMTPUTF8) => SmtpUtf8,
+            (8, CHUNKING) => Chunking,
+            (8, STARTTLS) => StartTls,
+            (9, DELIVERB) if hi == const { pack8(b"Y") } => DeliverBy,
+            (10, PIPELINI) if hi == const { pack8(b"NG") } => Pipelining,
+            (10, BINARYMI) if hi == const { pack8(b"ME") } => BinaryMime,
+            (10, REQUIRET) if hi == const { pack8(b"LS") } => RequireTls,
+            (11, MT_PRIOR) if hi == const { pack8(b"ITY") } => MtPriority,
+            // The only known keyword longer than 16 bytes.
+            (19, ENHANCED)
+                if hi == const { pack8(b"STATUSCO") }
+                    && keyword
+                        .get(16..)
+                        .is_some_and(|tail| tail.eq_ignore_ascii_case(b"DES")) =>
+            {
+                EnhancedStatusCodes
+            }
             _ => return None,
         })
     }
@@ -127,17 +157,32 @@ pub struct MailLimits {
 }
 
 /// The extensions a server advertised in its EHLO or LHLO reply, with their parameters.
+///
+/// Parsing allocates only for what is rare: a domain or `MT-PRIORITY` profile longer than the inline buffers, a long
+/// list of SASL mechanisms past the first [`INLINE_MECHANISMS`] known ones (kept as bytes and decoded by
+/// [`Capabilities::auth_mechanisms`] on first use), and one buffer for the lines of unknown keywords, which
+/// [`Capabilities::other`] decodes on first use.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Capabilities {
-    domain: String,
+    domain: SmallStr<DOMAIN_INLINE>,
     /// One bit per [`Extension`].
     known: u32,
     size: Option<u64>,
-    mechanisms: Vec<Mechanism>,
+    mechanisms: Mechanisms,
     limits: MailLimits,
-    mt_priority_profile: Option<String>,
-    other: Vec<(String, Vec<String>)>,
+    mt_priority_profile: Option<SmallStr<PROFILE_INLINE>>,
+    other: OtherKeywords,
 }
+
+/// Domains up to this many bytes are kept inside [`Capabilities`].
+const DOMAIN_INLINE: usize = 38;
+/// `MT-PRIORITY` profile names up to this many bytes are kept inside [`Capabilities`].
+const PROFILE_INLINE: usize = 22;
+/// Bytes of unknown keywords' lines kept inside [`Capabilities`] before they move to the heap.
+const OTHER_INLINE: usize = 62;
+/// Known SASL mechanisms kept decoded inside [`Capabilities`] (later ones are kept as bytes; kept small so that
+/// `Capabilities` stays a cheap move and `Event::Ready` small).
+const INLINE_MECHANISMS: usize = 2;
 
 /// Longest keyword that can name a known extension (`ENHANCEDSTATUSCODES`).
 #[cfg(test)]
@@ -153,14 +198,23 @@ impl Capabilities {
         if !reply.is_positive_completion() {
             return caps;
         }
-        let mut lines = reply.lines();
-        if let Some(first) = lines.next() {
-            caps.set_domain(first);
+        // The lines of the text (as `Reply::lines` splits them), as ranges: `add_line` may look past a line's end.
+        let text = reply.text();
+        let mut start = 0;
+        let mut first = true;
+        loop {
+            let end = memchr::memchr(b'\n', &text[start..]).map_or(text.len(), |lf| start + lf);
+            if first {
+                first = false;
+                caps.set_domain(&text[start..end]);
+            } else {
+                caps.add_line(text, start, end);
+            }
+            if end == text.len() {
+                return caps;
+            }
+            start = end + 1;
         }
-        for line in lines {
-            caps.add_line(line);
-        }
-        caps
     }
 
     /// Framing and parsing in one step, for fuzzing and benchmarks: the same result as [`parse_reply`] then
@@ -169,6 +223,63 @@ impl Capabilities {
     /// Fails if the bytes are not a well-formed reply, and with [`ReplyError::Malformed`] (reason
     /// `"incomplete reply"`) if they end before the reply does.
     pub fn parse_ehlo(bytes: &[u8]) -> Result<Self, ReplyError> {
+        match Self::parse_ehlo_fast(bytes) {
+            Some(caps) => Ok(caps),
+            None => Self::parse_ehlo_general(bytes),
+        }
+    }
+
+    /// The fast path of [`Capabilities::parse_ehlo`]: the shared fast line scanner, each line read in place.
+    /// `None` when the general path must decide (an error, incomplete input, a limit reached); whenever this
+    /// returns capabilities, the general path returns the same (a differential property test checks it).
+    #[inline]
+    fn parse_ehlo_fast(bytes: &[u8]) -> Option<Self> {
+        let limits = ReplyLimits::default();
+        let mut lines = FastLines::new(bytes, &limits);
+        let (first, mut last) = lines.next_line()?;
+        if !lines.code.is_positive_completion() {
+            // The whole reply must still be well-formed.
+            while !last {
+                (_, last) = lines.next_line()?;
+            }
+            return Some(Self::none());
+        }
+        let mut caps = Self::none();
+        caps.set_domain(first);
+        while !last {
+            // Most lines are a short keyword alone: matched from the words the line was found with.
+            if let Some(short) = lines.peek_short() {
+                // A text equal to a known keyword has no space (and no leading or trailing one to trim).
+                let hi = if short.len > 8 {
+                    upper_swar(short.hi)
+                } else {
+                    0
+                };
+                let keyword: &[u8] = if short.len == 19 {
+                    let start = lines.pos + 4;
+                    &bytes[start..start + 19]
+                } else {
+                    &[]
+                };
+                let known = Extension::from_packed(short.len, keyword, upper_swar(short.lo), hi);
+                lines.commit_short(&short);
+                last = short.last;
+                match known {
+                    Some(ext) if ext.bit() & WITH_PARAMS == 0 => caps.known |= ext.bit(),
+                    // Keywords with parameters (even absent ones) and unknown keywords: read in full.
+                    _ => caps.add_line(bytes, lines.text_start, lines.text_start + short.len),
+                }
+                continue;
+            }
+            let (text, end) = lines.next_line()?;
+            last = end;
+            caps.add_line(bytes, lines.text_start, lines.text_start + text.len());
+        }
+        Some(caps)
+    }
+
+    /// The general path of [`Capabilities::parse_ehlo`], with the framer's exact errors.
+    fn parse_ehlo_general(bytes: &[u8]) -> Result<Self, ReplyError> {
         let mut caps = Self::none();
         let mut first = true;
         let scanned = scan_with(bytes, &ReplyLimits::default(), |code, text| {
@@ -180,7 +291,7 @@ impl Capabilities {
                 first = false;
                 caps.set_domain(text);
             } else {
-                caps.add_line(text);
+                caps.add_line(text, 0, text.len());
             }
         })?;
         match scanned {
@@ -195,6 +306,29 @@ impl Capabilities {
 
     /// Reads the first line: the first word is the server's domain.
     fn set_domain(&mut self, first: &[u8]) {
+        // Common case: the first word is printable ASCII from the first byte on, ended by a space or the end of the
+        // line; found eight bytes at a time.
+        let mut i = 0;
+        let stop = loop {
+            match first.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+                Some(word) => {
+                    let stop = not_graphic_mask(u64::from_le_bytes(*word));
+                    if stop != 0 {
+                        break i + (stop.trailing_zeros() / 8) as usize;
+                    }
+                    i += 8;
+                }
+                // The zero padding stops the search at the end.
+                None => {
+                    let stop = not_graphic_mask(load_short(&first[i..]));
+                    break i + (stop.trailing_zeros() / 8) as usize;
+                }
+            }
+        };
+        if stop == first.len() || (stop > 0 && first[stop] == b' ') {
+            self.domain.set(&first[..stop]);
+            return;
+        }
         let domain = first.trim_ascii_start();
         let end = domain
             .iter()
@@ -202,11 +336,13 @@ impl Capabilities {
             .unwrap_or(domain.len());
         let domain = &domain[..end];
         if domain.iter().all(|b| (0x21..0x7f).contains(b)) {
-            // Printable ASCII (the common case): one allocation, no UTF-8 validation.
-            self.domain = domain.iter().map(|&b| char::from(b)).collect();
+            // Printable ASCII (the common case): copied as it is, in place, inline when short.
+            self.domain.set(domain);
         } else {
+            let mut sanitized = String::new();
             // Writing to a String cannot fail.
-            let _ = write_sanitized(&mut self.domain, domain);
+            let _ = write_sanitized(&mut sanitized, domain);
+            self.domain = SmallStr::from_ascii(sanitized.as_bytes());
         }
     }
 
@@ -218,7 +354,7 @@ impl Capabilities {
     /// The first word of the reply's first line, normally the server's domain (lossy UTF-8, control characters
     /// replaced). Empty for [`Capabilities::none`].
     pub fn domain(&self) -> &str {
-        &self.domain
+        self.domain.as_str()
     }
 
     /// Whether the server advertised `ext`.
@@ -235,7 +371,7 @@ impl Capabilities {
     /// The SASL mechanisms advertised with `AUTH a b c` and the older `AUTH=a b` form, deduplicated, in the order
     /// the server listed them. Malformed names (not 1-20 letters, digits, `-` or `_`) are left out.
     pub fn auth_mechanisms(&self) -> &[Mechanism] {
-        &self.mechanisms
+        self.mechanisms.as_slice()
     }
 
     /// The limits announced with `LIMITS` (RFC 9422); all `None` if there were none. Unknown and malformed limits
@@ -246,88 +382,151 @@ impl Capabilities {
 
     /// The priority assignment policy named with `MT-PRIORITY` (RFC 6710 §5), e.g. `MIXER`, if the server named one.
     pub fn mt_priority_profile(&self) -> Option<&str> {
-        self.mt_priority_profile.as_deref()
+        self.mt_priority_profile.as_ref().map(SmallStr::as_str)
     }
 
     /// The keywords the client does not know (upper-cased) with their parameters, in advertised order.
+    ///
+    /// Decoded from the kept lines on the first call (a client rarely looks at them).
     pub fn other(&self) -> &[(String, Vec<String>)] {
-        &self.other
+        self.other.get()
     }
 
-    /// Reads one line after the first: `keyword *(SP param)`.
-    fn add_line(&mut self, line: &[u8]) {
-        let line = trim_spaces(line);
-        // Lines are short: a plain search beats a vectorized one's set-up.
-        let (keyword, rest) = match line.iter().position(|&b| b == b' ') {
-            Some(space) => (&line[..space], &line[space + 1..]),
-            None => (line, &[][..]),
+    /// Reads one line after the first, `buf[start..end]`: `keyword *(SP param)`. Bytes of `buf` after `end` may
+    /// be loaded (and masked off) to read the keyword a word at a time.
+    #[inline(always)]
+    fn add_line(&mut self, buf: &[u8], start: usize, end: usize) {
+        let (start, end) = trim_spaces(buf, start, end);
+        let len = end - start;
+        // The keyword ends at the first space: found in the same words that are compared with the known ones
+        // (bytes past the line's end may be loaded; they are ignored).
+        let w0 = load_raw(buf, start, end);
+        let sp0 = zero_byte_mask(w0 ^ SPACES);
+        let (keyword_len, hi) = if sp0 != 0 && ((sp0.trailing_zeros() / 8) as usize) < len {
+            ((sp0.trailing_zeros() / 8) as usize, 0)
+        } else if len <= 8 {
+            (len, 0)
+        } else {
+            let w1 = load_raw(buf, start + 8, end);
+            let sp1 = zero_byte_mask(w1 ^ SPACES);
+            let keyword_len = if sp1 != 0 && 8 + ((sp1.trailing_zeros() / 8) as usize) < len {
+                8 + (sp1.trailing_zeros() / 8) as usize
+            } else if len <= 16 {
+                len
+            } else {
+                let at = buf[start + 16..end].iter().position(|&b| b == b' ');
+                at.map_or(len, |at| 16 + at)
+            };
+            (keyword_len, upper_swar(w1 & low_bytes(keyword_len - 8)))
         };
-        let params = || rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
+        let lo = upper_swar(w0 & low_bytes(keyword_len));
+        let keyword = &buf[start..start + keyword_len];
 
         // Pre-RFC 4954 servers (and Postfix, for old clients) write `AUTH=LOGIN PLAIN`.
-        if keyword.len() >= 5 && keyword[..5].eq_ignore_ascii_case(b"AUTH=") {
+        if keyword_len >= 5 && lo & low_bytes(5) == const { pack8(b"AUTH=") } {
             self.known |= Extension::Auth.bit();
-            self.add_mechanisms(std::iter::once(&keyword[5..]).chain(params()));
+            // `AUTH=a b`: the names are `a` and `b`, as in `AUTH a b`.
+            self.add_mechanisms(buf, start + 5, end);
             return;
         }
-        let known = Extension::from_keyword_ignore_case(keyword);
+        let known = Extension::from_packed(keyword_len, keyword, lo, hi);
         if known.is_none() && !is_keyword(keyword) {
             return;
         }
+        let line = &buf[start..end];
         let Some(ext) = known else {
-            let name = keyword.to_ascii_uppercase();
-            let name = String::from_utf8(name).unwrap_or_default();
-            self.other
-                .push((name, params().map(sanitized_string).collect()));
+            self.other.push(line);
             return;
         };
+        let rest = line.get(keyword_len + 1..).unwrap_or_default();
+        let params = || rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
         self.known |= ext.bit();
         match ext {
             Extension::Size => {
-                self.size = params().next().and_then(parse_decimal).filter(|&n| n > 0);
+                self.size = first_word(rest).and_then(parse_decimal).filter(|&n| n > 0);
             }
-            Extension::Auth => self.add_mechanisms(params()),
+            Extension::Auth => self.add_mechanisms(buf, start + keyword_len + 1, end),
             Extension::Limits => {
-                for param in params() {
+                let mut rest = rest;
+                while let Some(param) = first_word(rest) {
                     self.add_limit(param);
+                    // `param` is a subslice of `rest`: continue after it.
+                    let used = param.as_ptr() as usize - rest.as_ptr() as usize + param.len();
+                    rest = &rest[used..];
                 }
             }
             Extension::MtPriority => {
-                self.mt_priority_profile = params().next().map(sanitized_string);
+                self.mt_priority_profile = params().next().map(|profile| {
+                    if profile.iter().all(|b| (0x20..0x7f).contains(b)) {
+                        SmallStr::from_ascii(profile)
+                    } else {
+                        SmallStr::from_ascii(sanitized_string(profile).as_bytes())
+                    }
+                });
             }
             _ => {}
         }
     }
 
-    /// Adds the valid, not yet seen mechanism names.
-    fn add_mechanisms<'a>(&mut self, names: impl Iterator<Item = &'a [u8]>) {
-        for name in names {
-            let valid = (1..=20).contains(&name.len())
-                && name
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid {
+    /// Adds the valid, not yet seen mechanism names of the space-separated list `buf[start..end]` (`start` may be
+    /// past `end`: no names).
+    #[inline]
+    fn add_mechanisms(&mut self, buf: &[u8], start: usize, end: usize) {
+        let mut i = start;
+        while i < end {
+            if buf[i] == b' ' {
+                i += 1;
                 continue;
             }
-            let mechanism = mechanism(name);
-            if !self.mechanisms.contains(&mechanism) {
-                self.mechanisms.push(mechanism);
+            let name_start = i;
+            // The name ends at the next space or at `end`: found eight bytes at a time (bytes from `end` on may be
+            // loaded; a space among them only stops the search at `end`).
+            let name_end = loop {
+                let spaces = zero_byte_mask(load_raw(buf, i, end) ^ SPACES);
+                if spaces != 0 {
+                    break (i + (spaces.trailing_zeros() / 8) as usize).min(end);
+                }
+                i += 8;
+                if i >= end {
+                    break end;
+                }
+            };
+            i = name_end;
+            // 1 to 20 of `A-Z a-z 0-9 - _`; a known name is valid as matched.
+            if name_end - name_start <= 20 {
+                match known_mechanism(buf, name_start, name_end) {
+                    Some(index) => self.mechanisms.push_known(index),
+                    None => {
+                        let name = &buf[name_start..name_end];
+                        if name.iter().all(|&b| MECHANISM_BYTE[usize::from(b)]) {
+                            self.mechanisms.push_name(name);
+                        }
+                    }
+                }
             }
         }
     }
 
     /// Reads one `NAME=value` parameter of `LIMITS` (RFC 9422 §3); unknown or malformed ones are ignored.
     fn add_limit(&mut self, param: &[u8]) {
-        let Some(eq) = memchr::memchr(b'=', param) else {
-            return;
-        };
-        let (name, value) = (&param[..eq], &param[eq + 1..]);
-        let slot = if name.eq_ignore_ascii_case(b"RCPTMAX") {
-            &mut self.limits.rcpt_max
-        } else if name.eq_ignore_ascii_case(b"MAILMAX") {
-            &mut self.limits.mail_max
-        } else if name.eq_ignore_ascii_case(b"RCPTDOMAINMAX") {
-            &mut self.limits.rcpt_domain_max
+        // The name is what comes before the first `=`: the known names have none, so a name of 7 or 13 bytes
+        // followed by `=` is compared (upper-cased, a word at a time) without looking for the first `=`.
+        let end = param.len();
+        let lo = upper_swar(load_raw(param, 0, end));
+        let (slot, value) = if param.get(7) == Some(&b'=') {
+            const RCPTMAX: u64 = pack8(b"RCPTMAX");
+            const MAILMAX: u64 = pack8(b"MAILMAX");
+            let slot = match lo & low_bytes(7) {
+                RCPTMAX => &mut self.limits.rcpt_max,
+                MAILMAX => &mut self.limits.mail_max,
+                _ => return,
+            };
+            (slot, &param[8..])
+        } else if param.get(13) == Some(&b'=')
+            && lo == const { pack8(b"RCPTDOMA") }
+            && upper_swar(load_raw(param, 8, end)) & low_bytes(5) == const { pack8(b"INMAX") }
+        {
+            (&mut self.limits.rcpt_domain_max, &param[14..])
         } else {
             return;
         };
@@ -341,26 +540,339 @@ impl Capabilities {
     }
 }
 
-/// The mechanism named `name`, without allocating for the common ones ([`Mechanism::from_name`] upper-cases into
-/// a new buffer).
-fn mechanism(name: &[u8]) -> Mechanism {
-    let len = name.len();
-    let known = match packed_upper(name) {
-        Some(k) if k == const { pack(b"PLAIN") } && len == 5 => Some(Mechanism::Plain),
-        Some(k) if k == const { pack(b"LOGIN") } && len == 5 => Some(Mechanism::Login),
-        Some(k) if k == const { pack(b"XOAUTH2") } && len == 7 => Some(Mechanism::XOAuth2),
-        Some(k) if k == const { pack(b"OAUTHBEARER") } && len == 11 => Some(Mechanism::OAuthBearer),
-        Some(k) if k == const { pack(b"CRAM-MD5") } && len == 8 => Some(Mechanism::CramMd5),
-        Some(k) if k == const { pack(b"SCRAM-SHA-256") } && len == 13 => {
-            Some(Mechanism::ScramSha256)
+/// A short string kept inline (no allocation), on the heap when longer than `N` bytes.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct SmallStr<const N: usize>(SmallBytes<N>);
+
+impl<const N: usize> SmallStr<N> {
+    /// From valid UTF-8 (ASCII, or text written by the sanitizer).
+    fn from_ascii(text: &[u8]) -> Self {
+        let mut bytes = SmallBytes::with_capacity(text.len());
+        bytes.extend_from_slice(text);
+        Self(bytes)
+    }
+
+    /// Replaces the text with `text` (valid UTF-8), in place.
+    #[inline]
+    fn set(&mut self, text: &[u8]) {
+        match &mut self.0 {
+            SmallBytes::Inline { len, buf } if text.len() <= N => {
+                buf[..text.len()].copy_from_slice(text);
+                // `text.len() <= N <= 255`.
+                *len = text.len() as u8;
+            }
+            other => *other = SmallBytes::Heap(text.to_vec()),
         }
-        _ => None,
-    };
-    known.unwrap_or_else(|| Mechanism::from_name(name))
+    }
+
+    fn as_str(&self) -> &str {
+        // Always valid: built from ASCII or from a `str`.
+        std::str::from_utf8(self.0.as_slice()).unwrap_or_default()
+    }
 }
 
+impl<const N: usize> std::fmt::Debug for SmallStr<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// The SASL mechanisms: known ones inline up to [`INLINE_MECHANISMS`]; from the first unknown name (or the first
+/// that does not fit inline) on, the names are kept as compact bytes and decoded on first use.
+#[derive(Clone)]
+struct Mechanisms {
+    len: u8,
+    inline: [Mechanism; INLINE_MECHANISMS],
+    /// The names read once `inline` could no longer take them, in advertised order (possibly repeating earlier
+    /// ones): each a known mechanism's code (`0x80 |` its index in [`KNOWN_MECHANISMS`]) or a length byte
+    /// (1 to 20) followed by the name as advertised (a valid name: ASCII).
+    rest: SmallBytes<MECHANISMS_REST_INLINE>,
+    /// `inline` then `rest`, deduplicated; only used when `rest` is not empty.
+    decoded: OnceLock<Box<[Mechanism]>>,
+}
+
+impl Default for Mechanisms {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            inline: [const { Mechanism::Plain }; INLINE_MECHANISMS],
+            rest: SmallBytes::default(),
+            decoded: OnceLock::new(),
+        }
+    }
+}
+
+/// Bytes of [`Mechanisms::rest`] kept inline.
+const MECHANISMS_REST_INLINE: usize = 30;
+
+/// The mechanisms [`Mechanisms::rest`] stores as one code byte.
+const KNOWN_MECHANISMS: [Mechanism; 6] = [
+    Mechanism::Plain,
+    Mechanism::Login,
+    Mechanism::CramMd5,
+    Mechanism::XOAuth2,
+    Mechanism::OAuthBearer,
+    Mechanism::ScramSha256,
+];
+
+impl Mechanisms {
+    #[inline]
+    fn as_slice(&self) -> &[Mechanism] {
+        if self.rest.len() == 0 {
+            &self.inline[..usize::from(self.len)]
+        } else {
+            self.decoded.get_or_init(|| self.decode())
+        }
+    }
+
+    /// `inline` then the names of `rest`, without repeats.
+    #[cold]
+    fn decode(&self) -> Box<[Mechanism]> {
+        let mut all = self.inline[..usize::from(self.len)].to_vec();
+        let rest = self.rest.as_slice();
+        let mut i = 0;
+        while let Some(&b) = rest.get(i) {
+            let mechanism = if b & 0x80 != 0 {
+                i += 1;
+                KNOWN_MECHANISMS.get(usize::from(b & 0x7f)).cloned()
+            } else {
+                let name = rest.get(i + 1..i + 1 + usize::from(b)).unwrap_or_default();
+                i += 1 + usize::from(b);
+                (!name.is_empty()).then(|| Mechanism::from_name(name))
+            };
+            if let Some(mechanism) = mechanism
+                && !all.contains(&mechanism)
+            {
+                all.push(mechanism);
+            }
+        }
+        all.into_boxed_slice()
+    }
+
+    /// Adds the known mechanism `KNOWN_MECHANISMS[index]`.
+    #[inline]
+    fn push_known(&mut self, index: usize) {
+        if self.rest.len() == 0 {
+            let mechanism = &KNOWN_MECHANISMS[index];
+            let len = usize::from(self.len);
+            if self.inline[..len].contains(mechanism) {
+                return;
+            }
+            if let Some(slot) = self.inline.get_mut(len) {
+                *slot = mechanism.clone();
+                self.len += 1;
+                return;
+            }
+        }
+        // `index < 6`.
+        self.rest.push(0x80 | index as u8);
+        self.decoded = OnceLock::new();
+    }
+
+    /// Adds the mechanism named `name` (a valid name, 1 to 20 bytes, that is not one of [`KNOWN_MECHANISMS`]).
+    #[cold]
+    fn push_name(&mut self, name: &[u8]) {
+        // `name.len() <= 20`.
+        self.rest.push(name.len() as u8);
+        self.rest.extend_from_slice(name);
+        self.decoded = OnceLock::new();
+    }
+}
+
+impl PartialEq for Mechanisms {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Mechanisms {}
+
+impl std::fmt::Debug for Mechanisms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_slice(), f)
+    }
+}
+
+/// An unknown keyword (upper-cased) and its parameters, as [`Capabilities::other`] lists them.
+type UnknownKeyword = (String, Vec<String>);
+
+/// The lines of unknown keywords (trimmed, `\n`-separated), decoded into keyword and parameters on first use.
+#[derive(Clone, Default)]
+struct OtherKeywords {
+    /// Inline when short (a few unknown keywords without long parameters).
+    lines: SmallBytes<OTHER_INLINE>,
+    decoded: OnceLock<Box<[UnknownKeyword]>>,
+}
+
+impl OtherKeywords {
+    /// Keeps one line whose first word is a valid, unknown keyword.
+    fn push(&mut self, line: &[u8]) {
+        match &mut self.lines {
+            // Common case: it fits inline; one copy, no calls.
+            SmallBytes::Inline { len, buf }
+                if usize::from(*len) + 1 + line.len() <= OTHER_INLINE =>
+            {
+                let mut at = usize::from(*len);
+                if at > 0 {
+                    buf[at] = b'\n';
+                    at += 1;
+                }
+                buf[at..at + line.len()].copy_from_slice(line);
+                // At most `OTHER_INLINE <= 255`.
+                *len = (at + line.len()) as u8;
+            }
+            lines => {
+                if lines.len() > 0 {
+                    lines.push(b'\n');
+                }
+                lines.extend_from_slice(line);
+            }
+        }
+        if self.decoded.get().is_some() {
+            self.decoded = OnceLock::new();
+        }
+    }
+
+    fn get(&self) -> &[(String, Vec<String>)] {
+        self.decoded
+            .get_or_init(|| {
+                if self.lines.len() == 0 {
+                    return Box::default();
+                }
+                self.lines
+                    .as_slice()
+                    .split(|&b| b == b'\n')
+                    .map(|line| {
+                        let mut words = line.split(|&b| b == b' ');
+                        let keyword = words.next().unwrap_or_default().to_ascii_uppercase();
+                        // An ehlo-keyword: ASCII.
+                        let keyword = String::from_utf8(keyword).unwrap_or_default();
+                        let params = words
+                            .filter(|p| !p.is_empty())
+                            .map(sanitized_string)
+                            .collect();
+                        (keyword, params)
+                    })
+                    .collect()
+            })
+            .as_ref()
+    }
+}
+
+impl PartialEq for OtherKeywords {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for OtherKeywords {}
+
+impl std::fmt::Debug for OtherKeywords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.get(), f)
+    }
+}
+
+/// Bytes of a SASL mechanism name as the EHLO parser accepts them: ASCII letters (any case), digits, `-` and `_`.
+const MECHANISM_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
+
+/// The index in [`KNOWN_MECHANISMS`] of the mechanism named `buf[start..end]` (a valid SASL name: ASCII), matched
+/// a word at a time (bytes after `end` may be loaded and are masked off); `None` for any other name.
+#[inline]
+fn known_mechanism(buf: &[u8], start: usize, end: usize) -> Option<usize> {
+    let len = end - start;
+    let lo = upper_swar(load_raw(buf, start, end) & low_bytes(len));
+    let hi = if len > 8 {
+        upper_swar(load_raw(buf, start + 8, end) & low_bytes(len - 8))
+    } else {
+        0
+    };
+    const PLAIN: u64 = pack8(b"PLAIN");
+    const LOGIN: u64 = pack8(b"LOGIN");
+    const XOAUTH2: u64 = pack8(b"XOAUTH2");
+    const OAUTHBEA: u64 = pack8(b"OAUTHBEA");
+    const CRAM_MD5: u64 = pack8(b"CRAM-MD5");
+    const SCRAM_SH: u64 = pack8(b"SCRAM-SH");
+    Some(match (len, lo) {
+        (5, PLAIN) => 0,
+        (5, LOGIN) => 1,
+        (8, CRAM_MD5) => 2,
+        (7, XOAUTH2) => 3,
+        (11, OAUTHBEA) if hi == const { pack8(b"RER") } => 4,
+        (13, SCRAM_SH) if hi == const { pack8(b"A-256") } => 5,
+        _ => return None,
+    })
+}
+
+/// The high bit of every byte of `word` that is not printable ASCII other than space (`0x21..0x7f`), exactly (no
+/// carry crosses bytes).
+#[inline(always)]
+fn not_graphic_mask(word: u64) -> u64 {
+    let low7 = word & !(ONES << 7);
+    let at_least_21 = low7 + ONES * 0x5f;
+    let is_7f = low7 + ONES;
+    (word | !at_least_21 | is_7f) & (ONES << 7)
+}
+
+/// The extensions whose parameters `add_line` reads.
+const WITH_PARAMS: u32 = Extension::Size.bit()
+    | Extension::Auth.bit()
+    | Extension::Limits.bit()
+    | Extension::MtPriority.bit();
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const SPACES: u64 = ONES * b' ' as u64;
+
+/// The high bit of the first zero byte of `x` (little-endian), and possibly of later bytes: only the lowest flagged
+/// byte is meaningful (borrows propagate upwards from a zero byte only).
+#[inline(always)]
+fn zero_byte_mask(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & (ONES << 7)
+}
+
+/// Eight bytes of `buf` from `at` as a little-endian word when `buf` has them (bytes at or after `end` included:
+/// the caller masks them), else the bytes `buf[at..end]` zero-padded.
+#[inline(always)]
+fn load_raw(buf: &[u8], at: usize, end: usize) -> u64 {
+    match buf.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(word) => u64::from_le_bytes(*word),
+        None => load_short(buf.get(at..end).unwrap_or_default()),
+    }
+}
+
+/// The bytes `buf[at..end]`, at most 8 of them, as a little-endian word, zero-padded. Reads 8 bytes at once when
+/// `buf` has them (bytes at or after `end` are masked off).
+#[cfg(test)]
+fn load_word(buf: &[u8], at: usize, end: usize) -> u64 {
+    let n = end.saturating_sub(at);
+    match buf.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(word) => u64::from_le_bytes(*word) & low_bytes(n),
+        None => load_short(buf.get(at..end).unwrap_or_default()),
+    }
+}
+
+/// The first 8 bytes of `word`, zero-padded, as a little-endian integer (for constants).
+const fn pack8(word: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let mut i = 0;
+    while i < word.len() && i < 8 {
+        bytes[i] = word[i];
+        i += 1;
+    }
+    u64::from_le_bytes(bytes)
+}
 /// A word of at most 16 bytes as one integer (little-endian, zero-padded), for compares without loops. Words
 /// without NUL bytes map to distinct integers, and zero-padding keeps words of different lengths apart.
+#[cfg(test)]
 const fn pack(word: &[u8]) -> u128 {
     let mut bytes = [0u8; 16];
     let mut i = 0;
@@ -376,7 +888,7 @@ const fn pack(word: &[u8]) -> u128 {
 ///
 /// Whole 8-byte words are loaded at once and upper-cased with SWAR arithmetic; only a tail of fewer than 8 bytes
 /// is assembled byte by byte.
-#[inline]
+#[cfg(test)]
 fn packed_upper(word: &[u8]) -> Option<u128> {
     if word.len() > 16 {
         return None;
@@ -424,23 +936,68 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }
-    digits.iter().try_fold(0u64, |acc, &d| {
-        if d.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        } else {
-            None
+    if digits.len() <= 8 {
+        return parse_short_decimal(digits);
+    }
+    let mut n = 0u64;
+    for &d in digits {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
         }
-    })
+        n = n.checked_mul(10)?.checked_add(u64::from(digit))?;
+    }
+    Some(n)
 }
 
-fn trim_spaces(mut line: &[u8]) -> &[u8] {
-    while let [b' ', rest @ ..] = line {
-        line = rest;
+/// [`parse_decimal`] of 1 to 8 bytes, a word at a time: no per-digit loop.
+#[inline]
+fn parse_short_decimal(digits: &[u8]) -> Option<u64> {
+    let len = digits.len();
+    // Right-aligned in the 8 bytes (the most significant digit first, in the lowest byte), `0`-padded on the left.
+    let pad = 8 - len;
+    let word = (load_short(digits) << (8 * pad)) | ((ONES * u64::from(b'0')) & low_bytes(pad));
+    // Every byte in `0x30..=0x39`: the high nibble is 3, and adding 6 keeps it 3 (no carry crosses bytes).
+    const HIGH_NIBBLES: u64 = ONES * 0xf0;
+    if word & HIGH_NIBBLES != ONES * 0x30 || (word + ONES * 6) & HIGH_NIBBLES != ONES * 0x30 {
+        return None;
     }
-    while let [rest @ .., b' '] = line {
-        line = rest;
+    let v = word - ONES * u64::from(b'0');
+    // Pairs, then groups of four, then all eight digits (each step combines neighbouring lanes).
+    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    let v = (v * 10_000 + (v >> 32)) & 0xffff_ffff;
+    Some(v)
+}
+
+/// The first non-empty space-separated word of `text`, if any.
+#[inline]
+fn first_word(text: &[u8]) -> Option<&[u8]> {
+    let mut i = 0;
+    while i < text.len() && text[i] == b' ' {
+        i += 1;
     }
-    line
+    let start = i;
+    while i < text.len() && text[i] != b' ' {
+        i += 1;
+    }
+    (i > start).then(|| &text[start..i])
+}
+
+/// `buf[start..end]` without leading and trailing spaces, as a range.
+#[inline(always)]
+fn trim_spaces(buf: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
+    // Common case: nothing to trim.
+    if start < end && buf[start] != b' ' && buf[end - 1] != b' ' {
+        return (start, end);
+    }
+    while start < end && buf[start] == b' ' {
+        start += 1;
+    }
+    while end > start && buf[end - 1] == b' ' {
+        end -= 1;
+    }
+    (start, end)
 }
 
 fn sanitized_string(bytes: &[u8]) -> String {
@@ -675,6 +1232,12 @@ mod tests {
             (b"250-x\r\n250 SIZE 0\r\n", None),
             (b"250-x\r\n250 SIZE abc\r\n", None),
             (b"250-x\r\n250 SIZE +5\r\n", None),
+            (b"250-x\r\n250 SIZE 7\r\n", Some(7)),
+            (b"250-x\r\n250 SIZE 00000009\r\n", Some(9)),
+            (b"250-x\r\n250 SIZE 99999999\r\n", Some(99_999_999)),
+            (b"250-x\r\n250 SIZE 1234567:\r\n", None),
+            (b"250-x\r\n250 SIZE 1234/67\r\n", None),
+            (b"250-x\r\n250 SIZE 123456789\r\n", Some(123_456_789)),
             (b"250-x\r\n250 SIZE -5\r\n", None),
             (b"250-x\r\n250 SIZE 99999999999999999999999\r\n", None),
             (
@@ -705,6 +1268,17 @@ mod tests {
             (
                 b"250-x\r\n250-AUTH LOGIN  PLAIN login\r\n250 AUTH XOAUTH2\r\n",
                 &[Mechanism::Login, Mechanism::Plain, Mechanism::XOAuth2],
+            ),
+            (
+                b"250-x\r\n250-AUTH LOGIN X-A PLAIN login x-a XOAUTH2 CRAM-MD5\r\n250 AUTH OAUTHBEARER plain\r\n",
+                &[
+                    Mechanism::Login,
+                    Mechanism::Other("X-A".into()),
+                    Mechanism::Plain,
+                    Mechanism::XOAuth2,
+                    Mechanism::CramMd5,
+                    Mechanism::OAuthBearer,
+                ],
             ),
             (b"250-x\r\n250 AUTH\r\n", &[]),
             (b"250-x\r\n250 AUTH=\r\n", &[]),
@@ -877,6 +1451,20 @@ mod tests {
     }
 
     #[test]
+    fn corpus_takes_the_fast_path() {
+        for bytes in [
+            &include_bytes!("../../corpus/replies/ehlo--ehlo-15-lines.txt")[..],
+            include_bytes!("../../corpus/replies/ehlo--ehlo-exim.txt"),
+            include_bytes!("../../corpus/replies/ehlo--ehlo-gmail-submission.txt"),
+            include_bytes!("../../corpus/replies/ehlo--ehlo-office365.txt"),
+            include_bytes!("../../corpus/replies/ehlo--ehlo-postfix.txt"),
+        ] {
+            let fast = Capabilities::parse_ehlo_fast(bytes).expect("fast path");
+            assert_eq!(Ok(fast), Capabilities::parse_ehlo_general(bytes));
+        }
+    }
+
+    #[test]
     fn common_mechanisms_match_from_name() {
         for name in [
             &b"plain"[..],
@@ -889,7 +1477,18 @@ mod tests {
             b"SCRAM-SHA-1",
             b"x-custom",
         ] {
-            assert_eq!(mechanism(name), Mechanism::from_name(name));
+            let known = known_mechanism(name, 0, name.len()).map(|i| KNOWN_MECHANISMS[i].clone());
+            assert_eq!(
+                known.is_some(),
+                !matches!(
+                    Mechanism::from_name(name),
+                    Mechanism::Other(_) | Mechanism::ScramSha256Plus
+                ),
+                "{name:?}"
+            );
+            if let Some(known) = known {
+                assert_eq!(known, Mechanism::from_name(name));
+            }
         }
     }
 
@@ -962,5 +1561,109 @@ mod properties {
         fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
             let _ = Capabilities::parse_ehlo(&bytes);
         }
+
+        /// The fast path agrees with the general path (framer errors and all) on EHLO-like input: whenever it
+        /// answers, it gives the same capabilities, and `parse_ehlo` always gives the general path's result.
+        #[test]
+        fn fast_path_matches_the_general_path(
+            lines in prop::collection::vec(ehlo_line(), 1..12),
+            tail in prop::collection::vec(any::<u8>(), 0..3),
+        ) {
+            let mut wire = Vec::new();
+            for line in &lines {
+                wire.extend_from_slice(line);
+            }
+            wire.extend_from_slice(&tail);
+            let general = Capabilities::parse_ehlo_general(&wire);
+            if let Some(fast) = Capabilities::parse_ehlo_fast(&wire) {
+                prop_assert_eq!(Ok(fast.clone()), general.clone());
+                // Field by field too (`other` compares decoded).
+                prop_assert_eq!(fast.other(), general.as_ref().unwrap().other());
+            }
+            prop_assert_eq!(Capabilities::parse_ehlo(&wire), general);
+        }
     }
+
+    /// One EHLO-like reply line: a head (mostly `250-`/`250 `, sometimes another code or separator) and a text
+    /// made of known keywords in any case, parameters, spaces and odd bytes, ended by CRLF, LF or nothing.
+    fn ehlo_line() -> impl Strategy<Value = Vec<u8>> {
+        let head = prop_oneof![
+            6 => Just(&b"250-"[..]),
+            3 => Just(&b"250 "[..]),
+            1 => Just(&b"250"[..]),
+            1 => Just(&b"550-"[..]),
+            1 => Just(&b"251-"[..]),
+            1 => Just(&b"25x-"[..]),
+        ];
+        let word = prop_oneof![
+            prop::sample::select(
+                ALL_KEYWORDS
+                    .iter()
+                    .map(|k| k.as_bytes().to_vec())
+                    .collect::<Vec<_>>()
+            )
+            .prop_flat_map(|k| {
+                let len = k.len();
+                (Just(k), prop::collection::vec(any::<bool>(), len)).prop_map(|(k, lower)| {
+                    k.iter()
+                        .zip(lower)
+                        .map(|(&b, l)| if l { b.to_ascii_lowercase() } else { b })
+                        .collect::<Vec<u8>>()
+                })
+            }),
+            Just(b"AUTH=".to_vec()),
+            Just(b"AUTH=PLAIN".to_vec()),
+            prop::sample::select(vec![
+                b"PLAIN".to_vec(),
+                b"login".to_vec(),
+                b"XOAUTH".to_vec(),
+                b"1000".to_vec(),
+                b"RCPTMAX=5".to_vec(),
+                b"mailmax=0".to_vec(),
+                b"X-FOO".to_vec(),
+                b"mx.example.com".to_vec(),
+                b"".to_vec(),
+            ]),
+            prop::collection::vec(
+                prop_oneof![
+                    4 => prop::sample::select(&b"AZaz09-_=. \r\0"[..]),
+                    1 => any::<u8>().prop_filter("no LF", |&b| b != b'\n'),
+                ],
+                0..24,
+            ),
+        ];
+        let text = prop::collection::vec(
+            (word, prop::sample::select(vec![&b" "[..], b"  ", b""])),
+            0..4,
+        );
+        let end = prop_oneof![8 => Just(&b"\r\n"[..]), 1 => Just(&b"\n"[..]), 1 => Just(&b""[..])];
+        (head, text, end).prop_map(|(head, text, end)| {
+            let mut line = head.to_vec();
+            for (word, space) in text {
+                line.extend_from_slice(&word);
+                line.extend_from_slice(space);
+            }
+            line.extend_from_slice(end);
+            line
+        })
+    }
+
+    const ALL_KEYWORDS: [&str; 16] = [
+        "SIZE",
+        "PIPELINING",
+        "8BITMIME",
+        "SMTPUTF8",
+        "CHUNKING",
+        "BINARYMIME",
+        "DSN",
+        "ENHANCEDSTATUSCODES",
+        "STARTTLS",
+        "AUTH",
+        "REQUIRETLS",
+        "LIMITS",
+        "MT-PRIORITY",
+        "DELIVERBY",
+        "ETRN",
+        "VRFY",
+    ];
 }

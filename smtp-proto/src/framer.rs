@@ -313,10 +313,275 @@ fn collect(input: &[u8], scanned: &Scanned) -> Reply {
 /// Returns the reply and the number of bytes it took, or `Ok(None)` if `bytes` does not yet hold a complete reply.
 /// For benchmarks, fuzzing and one-shot use; a connection uses a [`ReplyFramer`].
 pub fn parse_reply(bytes: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {
-    Ok(
-        scan(bytes, &ReplyLimits::default())?
-            .map(|scanned| (collect(bytes, &scanned), scanned.end)),
-    )
+    let limits = ReplyLimits::default();
+    if let Some(parsed) = parse_fast(bytes, &limits) {
+        return Ok(Some(parsed));
+    }
+    Ok(scan(bytes, &limits)?.map(|scanned| (collect(bytes, &scanned), scanned.end)))
+}
+
+/// The fast path of reply parsing: one pass over a reply that lies whole at the start of `input`, is well-formed
+/// and stays within `limits`, copying each line's text as it is validated.
+///
+/// `None` means "take the general path" ([`scan`] and [`collect`]), which reports errors and incomplete input
+/// exactly; whenever this returns a reply, the general path returns the same reply and length (checked by the
+/// differential property test below and by the fuzz target's reference framer).
+#[inline(always)]
+fn parse_fast(input: &[u8], limits: &ReplyLimits) -> Option<(Reply, usize)> {
+    let mut lines = FastLines::new(input, limits);
+    let (text, last) = lines.next_line()?;
+    if last {
+        return Some((Reply::from_text(lines.code, text), lines.pos));
+    }
+    // Multiline: the text is at most the reply's size; reserve for it once (bounded, it grows if needed).
+    let mut joined = Vec::with_capacity(input.len().min(limits.max_reply_len).min(FAST_RESERVE));
+    joined.extend_from_slice(text);
+    loop {
+        let (text, last) = lines.next_line()?;
+        joined.push(b'\n');
+        joined.extend_from_slice(text);
+        if last {
+            break;
+        }
+    }
+    Some((Reply::from_parts(lines.code, joined), lines.pos))
+}
+
+/// The most a multiline reply's text reserves up front on the fast path.
+const FAST_RESERVE: usize = 2048;
+
+/// The lines of one reply at the start of a slice, validated one by one: the fast path's line scanner, shared by
+/// reply parsing and EHLO parsing. It gives up (returns `None`) on anything the general path would have to report
+/// or wait for: a malformed line, a different code, a limit reached, a missing line end.
+pub(crate) struct FastLines<'a> {
+    input: &'a [u8],
+    /// Where the next line starts (the bytes taken so far).
+    pub(crate) pos: usize,
+    /// Where the text of the line last returned starts.
+    pub(crate) text_start: usize,
+    /// Lines returned so far.
+    lines: usize,
+    /// The code of the first line (meaningful once a line was returned).
+    pub(crate) code: ReplyCode,
+    /// The first line's three digits, compared as bytes with every later line's.
+    digits: [u8; 3],
+    /// `NNN-` and `NNN ` with the first line's digits, as little-endian words (for [`FastLines::peek_short`]).
+    heads: [u32; 2],
+    limits: ReplyLimits,
+}
+
+/// A short line found by [`FastLines::peek_short`], not yet consumed.
+pub(crate) struct ShortLine {
+    /// The text's first 8 bytes as a little-endian word, zero-padded (the text has at most 26 bytes).
+    pub(crate) lo: u64,
+    /// The text's bytes 8 to 16, zero-padded.
+    pub(crate) hi: u64,
+    /// The text's length.
+    pub(crate) len: usize,
+    /// Whether the line ends the reply.
+    pub(crate) last: bool,
+    /// The line's length, CRLF included.
+    raw_len: usize,
+}
+
+impl<'a> FastLines<'a> {
+    #[inline(always)]
+    pub(crate) fn new(input: &'a [u8], limits: &ReplyLimits) -> Self {
+        Self {
+            input,
+            pos: 0,
+            text_start: 0,
+            lines: 0,
+            code: ReplyCode::OK,
+            digits: [0; 3],
+            heads: [0; 2],
+            limits: *limits,
+        }
+    }
+
+    /// The text of the next line (line ending and `NNN-`/`NNN ` removed) and whether it is the last line.
+    #[inline(always)]
+    pub(crate) fn next_line(&mut self) -> Option<(&'a [u8], bool)> {
+        let rest = self.input.get(self.pos..)?;
+        // The same cap as `Progress::cap`: the line may not exceed the line limit nor the reply's remaining budget.
+        let cap = self
+            .limits
+            .max_line_len
+            .min(self.limits.max_reply_len.saturating_sub(self.pos));
+        let lf = find_lf_fast(&rest[..rest.len().min(cap)])?;
+        let line = &rest[..lf];
+        let line = match line {
+            [head @ .., b'\r'] => head,
+            _ => line,
+        };
+        let [a, b, c, tail @ ..] = line else {
+            return None;
+        };
+        if self.lines == 0 {
+            self.code = ReplyCode::from_digits(*a, *b, *c)?;
+            self.digits = [*a, *b, *c];
+            self.heads = [
+                u32::from_le_bytes([*a, *b, *c, b'-']),
+                u32::from_le_bytes([*a, *b, *c, b' ']),
+            ];
+        } else if [*a, *b, *c] != self.digits {
+            return None;
+        }
+        let (last, text) = match tail {
+            [] => (true, tail),
+            [b' ', text @ ..] => (true, text),
+            [b'-', text @ ..] => (false, text),
+            _ => return None,
+        };
+        self.lines += 1;
+        if self.lines > self.limits.max_lines || (!last && self.lines >= self.limits.max_lines) {
+            return None;
+        }
+        self.text_start = self.pos + (line.len() - text.len());
+        self.pos += lf + 1;
+        Some((text, last))
+    }
+}
+
+impl FastLines<'_> {
+    /// After the first line: the next line if it is short (at most 32 bytes), `NNN-text` or `NNN text` with the
+    /// first line's code and ended by CRLF, and within the limits; such a line is read from four word loads. `None`
+    /// when it is not (then [`FastLines::next_line`] reads it). Nothing is consumed until
+    /// [`FastLines::commit_short`].
+    #[inline(always)]
+    pub(crate) fn peek_short(&self) -> Option<ShortLine> {
+        let rest = self.input.get(self.pos..)?;
+        // The line's first 32 bytes as four words, zero-padded at the end of the input (a zero byte is never taken
+        // for an LF).
+        let words = |chunk: &[u8; 32]| {
+            let mut words = [0u64; 4];
+            for (word, bytes) in words.iter_mut().zip(chunk.chunks_exact(8)) {
+                *word = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+            }
+            words
+        };
+        let [a, b, c, d] = match rest.first_chunk::<32>() {
+            Some(chunk) => words(chunk),
+            None => {
+                let mut chunk = [0u8; 32];
+                chunk[..rest.len()].copy_from_slice(rest);
+                words(&chunk)
+            }
+        };
+        let head = a as u32;
+        let last = if head == self.heads[0] {
+            false
+        } else if head == self.heads[1] {
+            true
+        } else {
+            return None;
+        };
+        // The first four bytes are digits and a separator: an LF can only follow.
+        let (ma, mb) = (lf_mask(a), lf_mask(b));
+        let lf = if ma != 0 {
+            (ma.trailing_zeros() / 8) as usize
+        } else if mb != 0 {
+            8 + (mb.trailing_zeros() / 8) as usize
+        } else {
+            let (mc, md) = (lf_mask(c), lf_mask(d));
+            if mc != 0 {
+                16 + (mc.trailing_zeros() / 8) as usize
+            } else if md != 0 {
+                24 + (md.trailing_zeros() / 8) as usize
+            } else {
+                return None;
+            }
+        };
+        // CRLF, with the CR after the separator (`NNN-\r\n` has an empty text).
+        if lf < 5 || rest[lf - 1] != b'\r' {
+            return None;
+        }
+        let raw_len = lf + 1;
+        let lines = self.lines + 1;
+        if raw_len > self.limits.max_line_len
+            || self.pos + raw_len > self.limits.max_reply_len
+            || lines > self.limits.max_lines
+            || (!last && lines >= self.limits.max_lines)
+        {
+            return None;
+        }
+        let len = lf - 5;
+        // Text bytes 0..8 are line bytes 4..12, text bytes 8..16 are line bytes 12..20.
+        let lo = ((a >> 32) | (b << 32)) & low_bytes(len);
+        let hi = ((b >> 32) | (c << 32)) & low_bytes(len.saturating_sub(8));
+        Some(ShortLine {
+            lo,
+            hi,
+            len,
+            last,
+            raw_len,
+        })
+    }
+
+    /// Consumes the line [`FastLines::peek_short`] returned; `text_start` is its text's position.
+    #[inline(always)]
+    pub(crate) fn commit_short(&mut self, line: &ShortLine) {
+        self.lines += 1;
+        self.text_start = self.pos + 4;
+        self.pos += line.raw_len;
+    }
+}
+
+/// A mask of the low `n` bytes of a word (all of it for `n >= 8`).
+#[inline(always)]
+pub(crate) fn low_bytes(n: usize) -> u64 {
+    const MASKS: [u64; 9] = {
+        let mut masks = [u64::MAX; 9];
+        let mut n = 0;
+        while n < 8 {
+            masks[n] = (1 << (8 * n)) - 1;
+            n += 1;
+        }
+        masks
+    };
+    MASKS[n.min(8)]
+}
+
+/// The position of the first LF in `hay`: sixteen bytes at a time in two words (reply lines are short, so this
+/// beats a vectorized search's set-up), then `memchr` for long lines.
+#[inline(always)]
+fn find_lf_fast(hay: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(chunk) = hay.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+        let (lo, hi) = chunk.split_at(8);
+        let lo = lf_mask(u64::from_le_bytes(lo.try_into().unwrap_or_default()));
+        let hi = lf_mask(u64::from_le_bytes(hi.try_into().unwrap_or_default()));
+        if lo | hi != 0 {
+            let at = if lo != 0 {
+                lo.trailing_zeros() / 8
+            } else {
+                8 + hi.trailing_zeros() / 8
+            };
+            return Some(i + at as usize);
+        }
+        i += 16;
+        if i >= 128 {
+            return memchr(b'\n', &hay[i..]).map(|lf| lf + i);
+        }
+    }
+    if let Some(chunk) = hay.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let found = lf_mask(u64::from_le_bytes(*chunk));
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    hay[i..].iter().position(|&b| b == b'\n').map(|lf| lf + i)
+}
+
+/// The high bit of each byte of `word` (little-endian) that is LF, and of no byte before the first LF: borrows only
+/// propagate upwards from a zero byte, so the lowest flagged byte is exactly the first LF.
+#[inline(always)]
+fn lf_mask(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = word ^ (ONES * b'\n' as u64);
+    x.wrapping_sub(ONES) & !x & HIGH
 }
 
 /// Turns a byte stream from the server into replies, one [`push`](ReplyFramer::push) at a time.
@@ -357,6 +622,10 @@ impl ReplyFramer {
     pub fn push(&mut self, input: &mut &[u8]) -> Result<Option<Reply>, ReplyError> {
         if self.is_empty() {
             // Common case: the whole reply is in `input`; parse it in place.
+            if let Some((reply, used)) = parse_fast(input, &self.limits) {
+                *input = &input[used..];
+                return Ok(Some(reply));
+            }
             if let Some(scanned) = scan(input, &self.limits)? {
                 let reply = collect(input, &scanned);
                 *input = &input[scanned.end..];
@@ -1003,7 +1272,64 @@ mod tests {
         })
     }
 
+    /// The general path: [`scan`] then [`collect`].
+    fn general(bytes: &[u8], limits: &ReplyLimits) -> Result<Option<(Reply, usize)>, ReplyError> {
+        Ok(scan(bytes, limits)?.map(|scanned| (collect(bytes, &scanned), scanned.end)))
+    }
+
+    #[test]
+    fn corpus_takes_the_fast_path() {
+        for bytes in [
+            &include_bytes!("../../corpus/replies/reply--220-banner-gmail.txt")[..],
+            include_bytes!("../../corpus/replies/reply--250-esc-queued-gmail.txt"),
+            include_bytes!("../../corpus/replies/reply--550-multiline-gmail.txt"),
+            include_bytes!("../../corpus/replies/ehlo--ehlo-postfix.txt"),
+            b"250 OK\r\n",
+        ] {
+            let limits = ReplyLimits::default();
+            let fast = parse_fast(bytes, &limits).expect("fast path");
+            assert_eq!(Ok(Some(fast)), general(bytes, &limits));
+        }
+    }
+
     proptest! {
+        /// The fast path agrees with the general path: whenever it answers, the general path gives the same reply
+        /// and length (and `parse_reply` always gives the general path's result).
+        #[test]
+        fn fast_path_matches_the_general_path(
+            bytes in prop::collection::vec(wire_byte(), 0..300),
+            max_line_len in 0usize..60,
+            max_lines in 0usize..8,
+            max_reply_len in 0usize..200,
+        ) {
+            for limits in [limits(max_line_len, max_lines, max_reply_len), ReplyLimits::default()] {
+                if let Some(fast) = parse_fast(&bytes, &limits) {
+                    prop_assert_eq!(Ok(Some(fast)), general(&bytes, &limits));
+                }
+            }
+            prop_assert_eq!(parse_reply(&bytes), general(&bytes, &ReplyLimits::default()));
+        }
+
+        #[test]
+        fn fast_path_matches_the_general_path_on_valid_replies(
+            replies in prop::collection::vec(valid_reply(), 1..4),
+            max_line_len in 4usize..40,
+            max_lines in 1usize..8,
+            max_reply_len in 0usize..120,
+        ) {
+            let mut wire = Vec::new();
+            for (bytes, _) in &replies {
+                wire.extend_from_slice(bytes);
+            }
+            for limits in [limits(max_line_len, max_lines, max_reply_len), ReplyLimits::default()] {
+                if let Some(fast) = parse_fast(&wire, &limits) {
+                    prop_assert_eq!(Ok(Some(fast)), general(&wire, &limits));
+                }
+            }
+            let fast = parse_fast(&wire, &ReplyLimits::default());
+            prop_assert_eq!(fast.map(|(reply, _)| reply), Some(replies[0].1.clone()));
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic_or_overbuffer(
             bytes in prop::collection::vec(wire_byte(), 0..400),
