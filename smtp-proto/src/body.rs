@@ -12,36 +12,7 @@
 //! [`unstuff`] and [`normalize_line_endings`] are simple, independent reference implementations for tests and
 //! fuzzing.
 
-use memchr::memchr2;
-
-/// Bytes checked at once by the fast path.
-const BLOCK: usize = 128;
-/// The most bytes the slow path handles before trying the fast path again, when the fast path keeps failing.
-const MAX_SLOW_SPAN: usize = 4096;
-
-/// The block at `i` and the same block shifted by one byte, when `input` has `BLOCK + 1` bytes from `i`.
-fn block_pair(input: &[u8], i: usize) -> Option<(&[u8; BLOCK], &[u8; BLOCK])> {
-    let block = input.get(i..)?.first_chunk::<BLOCK>()?;
-    let next = input.get(i + 1..)?.first_chunk::<BLOCK>()?;
-    Some((block, next))
-}
-
-/// True when no byte of `block` needs a change, judging each byte by the byte after it (`next[k]` is the byte
-/// after `block[k]`): every CR is followed by LF, every LF after `block[0]` is preceded by CR, and (when
-/// stuffing) no line starts with a dot. Written as a branch-free reduction so that it vectorizes.
-#[inline(always)]
-fn block_is_clean<const STUFF: bool>(block: &[u8; BLOCK], next: &[u8; BLOCK]) -> bool {
-    let mut bad = 0u8;
-    for k in 0..BLOCK {
-        let (a, b) = (block[k], next[k]);
-        let mut v = u8::from(a == b'\r') ^ u8::from(b == b'\n');
-        if STUFF {
-            v |= u8::from(a == b'\n') & u8::from(b == b'.');
-        }
-        bad |= v;
-    }
-    bad == 0
-}
+use smtp_scan::{Check, copy_regular};
 
 /// Streaming body encoder for `DATA` (dot-stuffing and CRLF normalization) or a text `BDAT` body
 /// (normalization only).
@@ -125,102 +96,66 @@ impl DotStuffer {
 
     /// The encoding loop, specialized for dot-stuffing (`STUFF`) or normalization only.
     ///
-    /// Bytes that need no change are never copied one by one: `input[run..i]` is the pending run of unchanged
-    /// bytes, flushed with one `extend_from_slice` when a byte must be inserted and at the end. Two paths advance
-    /// `i`: a fast path that checks whole blocks at once and accepts them when they need no change (the common
-    /// case for a CRLF body: it compiles to a few vector instructions per 16 bytes), and a slow path that walks
-    /// one block's worth of bytes from line ending to line ending with `memchr2`.
+    /// Bytes that need no change are never copied one by one: [`smtp_scan::copy_regular`] (AVX2 or SSE2) copies
+    /// up to the first byte pair that is not plain CRLF text (a bare CR, a bare LF or, when stuffing, an LF
+    /// followed by a dot), checking and copying 64 bytes at a time; each such pair costs one insertion (LF after a
+    /// bare CR, CR before a bare LF, a second dot) and the copy goes on after it.
     fn encode<const STUFF: bool>(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        let check = if STUFF {
+            Check::LineEndingsAndDots
+        } else {
+            Check::LineEndings
+        };
         let len = input.len();
-        let mut run = 0;
+        // The next byte to write; `at_line_start` describes it, and it is never the LF of a CRLF (that LF is
+        // taken with its CR).
         let mut i = 0;
-        let mut slow_span = BLOCK;
-        loop {
-            // Fast path. `at_line_start` describes `input[i]` on entry; after a clean block, the byte after it has
-            // already been checked against the block's last byte.
-            let entry = i;
-            while let Some((block, next)) = block_pair(input, i) {
-                if i == entry
-                    && (block[0] == b'\n' || (STUFF && self.at_line_start && block[0] == b'.'))
-                {
-                    break;
-                }
-                if !block_is_clean::<STUFF>(block, next) {
-                    break;
-                }
-                if i == entry {
-                    out.extend_from_slice(&input[run..i]);
-                }
-                // Copied while it is hot in the cache.
-                out.extend_from_slice(block);
-                i += BLOCK;
-                run = i;
-            }
-            if i == entry {
-                // A body full of bare LFs fails every block: spend longer in the slow path before retrying.
-                slow_span = (slow_span * 2).min(MAX_SLOW_SPAN);
-            } else {
-                slow_span = BLOCK;
-                match input[i - 1] {
-                    // The LF of this CRLF is `input[i]`: it belongs to the run.
-                    b'\r' => {
-                        i += 1;
-                        self.at_line_start = true;
-                    }
-                    b'\n' => self.at_line_start = true,
-                    _ => self.at_line_start = false,
+        while i < len {
+            if self.at_line_start {
+                self.at_line_start = false;
+                if STUFF && input[i] == b'.' {
+                    out.push(b'.');
                 }
             }
-
-            // Slow path, for at least one block's worth of bytes (or the tail).
-            let limit = i.saturating_add(slow_span).min(len);
-            while i < limit {
-                if self.at_line_start {
-                    self.at_line_start = false;
-                    if STUFF && input[i] == b'.' {
-                        out.extend_from_slice(&input[run..i]);
-                        out.push(b'.');
-                        run = i;
-                    }
-                }
-                let Some(offset) = memchr2(b'\r', b'\n', &input[i..limit]) else {
-                    i = limit;
-                    break;
-                };
-                let j = i + offset;
+            if input[i] == b'\n' {
+                // A bare LF (at the start of the input, or right after a line ending we inserted).
+                out.extend_from_slice(b"\r\n");
+                i += 1;
                 self.at_line_start = true;
-                if input[j] == b'\r' {
-                    match input.get(j + 1) {
-                        // CRLF: already correct, stays in the run.
-                        Some(b'\n') => i = j + 2,
-                        // Bare CR: copy it, add the LF.
-                        Some(_) => {
-                            out.extend_from_slice(&input[run..=j]);
-                            out.push(b'\n');
-                            run = j + 1;
-                            i = j + 1;
-                        }
-                        // CR at the end of the chunk: hold it back.
-                        None => {
-                            out.extend_from_slice(&input[run..j]);
-                            self.pending_cr = true;
-                            self.at_line_start = false;
-                            return;
-                        }
-                    }
-                } else {
-                    // Bare LF (an LF after a CR is consumed together with the CR above).
-                    out.extend_from_slice(&input[run..j]);
-                    out.extend_from_slice(b"\r\n");
-                    run = j + 1;
-                    i = j + 1;
-                }
+                continue;
             }
-            if i >= len {
-                break;
+            // Copies `input[i..=k]`, `k` the first irregular pair `(input[k], input[k + 1])` from `i`.
+            let Some(offset) = copy_regular(&input[i..], check, out) else {
+                // Every pair from `i` on is regular, and all but the last byte are copied: its successor is unknown.
+                match input[len - 1] {
+                    // A CR at the end: held back until the next byte shows whether an LF follows.
+                    b'\r' => self.pending_cr = true,
+                    // The LF of a CRLF (a bare LF would have been an irregular pair).
+                    b => {
+                        out.push(b);
+                        self.at_line_start = b == b'\n';
+                    }
+                }
+                return;
+            };
+            let k = i + offset;
+            if input[k] == b'\r' {
+                // A bare CR: add its LF.
+                out.push(b'\n');
+                i = k + 1;
+                self.at_line_start = true;
+            } else if input[k + 1] == b'\n' {
+                // A bare LF: add its CR.
+                out.extend_from_slice(b"\r\n");
+                i = k + 2;
+                self.at_line_start = true;
+            } else {
+                // A CRLF followed by a dot: double the dot (the dot itself is copied with the next run).
+                debug_assert!(STUFF && input[k] == b'\n' && input[k + 1] == b'.');
+                out.push(b'.');
+                i = k + 1;
             }
         }
-        out.extend_from_slice(&input[run..]);
     }
 
     /// Ends the body and resets the encoder for the next one.
@@ -596,6 +531,125 @@ mod tests {
         proptest::collection::vec(line, 0..40).prop_map(|lines| lines.concat())
     }
 
+    /// An independent model of the exact `DATA` output: normalize, then double the dot of every line that starts
+    /// with one, then the terminator.
+    fn model_stuff(body: &[u8]) -> Vec<u8> {
+        let n = normalize_line_endings(body);
+        let mut out = Vec::with_capacity(n.len() * 2 + 5);
+        let mut line_start = true;
+        for &b in &n {
+            if line_start && b == b'.' {
+                out.push(b'.');
+            }
+            out.push(b);
+            line_start = b == b'\n';
+        }
+        if !line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        out
+    }
+
+    #[test]
+    fn dot_lines_at_every_block_offset() {
+        // The former fast path's block size (the scanner steps by 64 pairs): 128 and 256 are step boundaries.
+        const BLOCK: usize = 128;
+        // Long clean lines (the fast path) with a dot line, a bare LF or a bare CR placed at every offset around
+        // two block boundaries, fed whole, in pushes that split at every offset near the anomaly, and with empty
+        // pushes in between.
+        let clean: Vec<u8> =
+            b"0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n".repeat(8);
+        for at in (BLOCK - 4..BLOCK + 6).chain(2 * BLOCK - 4..2 * BLOCK + 6) {
+            for insert in [
+                &b"\r\n."[..],
+                b"\r\n..",
+                b"\r\n.\r\n.",
+                b"\n.",
+                b"\r.",
+                b"\r\n\r\n.",
+                b"\n",
+                b"\r",
+                b"\r\r",
+                b"\n\n.",
+            ] {
+                let mut body = clean.clone();
+                body.splice(at..at, insert.iter().copied());
+                let expected = model_stuff(&body);
+                assert_eq!(stuff(&body), expected, "at {at} insert {insert:?}");
+                for cut in at.saturating_sub(3)..(at + insert.len() + 3).min(body.len()) {
+                    let chunks = [&body[..cut], b"", &body[cut..], b""];
+                    assert_eq!(
+                        stuff_chunks(&chunks),
+                        expected,
+                        "at {at} insert {insert:?} cut {cut}"
+                    );
+                    assert_eq!(normalize_chunks(&chunks), normalize_line_endings(&body));
+                }
+            }
+        }
+        // Dot lines back to back, and a dot line in every line.
+        for body in [
+            b".\r\n".repeat(200),
+            b"..\r\n".repeat(200),
+            b".x\r\n".repeat(100),
+            b".abcdefghijklmnopqrstuvwxyz0123456789\r\n".repeat(20),
+        ] {
+            assert_eq!(stuff(&body), model_stuff(&body));
+            for size in [1, 2, 3, 127, 128, 129, 130] {
+                let chunks: Vec<&[u8]> = body.chunks(size).collect();
+                assert_eq!(stuff_chunks(&chunks), model_stuff(&body), "chunk {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn anomalies_at_span_boundaries() {
+        const SPAN: usize = 4096;
+        // The two-pass scanners work on spans of `SPAN + 1` bytes that overlap by one: anomalies at and around the
+        // span ends, in one push and split near them.
+        let clean: Vec<u8> =
+            b"0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n".repeat(140);
+        for at in (SPAN - 3..SPAN + 4).chain(2 * SPAN - 3..2 * SPAN + 4) {
+            for insert in [&b"\r\n."[..], b"\n.", b"\r.", b"\n", b"\r", b"\r\r\n"] {
+                let mut body = clean.clone();
+                body.splice(at..at, insert.iter().copied());
+                let expected = model_stuff(&body);
+                assert_eq!(stuff(&body), expected, "at {at} insert {insert:?}");
+                assert_eq!(normalize_chunks(&[&body]), normalize_line_endings(&body));
+                for cut in [at - 1, at, at + 1, at + insert.len()] {
+                    let chunks = [&body[..cut], &body[cut..]];
+                    assert_eq!(stuff_chunks(&chunks), expected, "at {at} cut {cut}");
+                    assert_eq!(normalize_chunks(&chunks), normalize_line_endings(&body));
+                }
+            }
+        }
+        // LF-only text longer than a span.
+        let lf = b".dot line\nplain line of text\n\n".repeat(400);
+        assert_eq!(stuff(&lf), model_stuff(&lf));
+    }
+
+    /// Adversarial bodies for the block fast path: long clean runs interleaved with runs of dots, CRs and LFs.
+    fn adversarial_body() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            8 => (0usize..300).prop_map(|n| b"abc xyz "
+                .iter()
+                .copied()
+                .cycle()
+                .take(n)
+                .collect::<Vec<u8>>()),
+            6 => Just(b"\r\n".to_vec()),
+            3 => Just(b"\r\n.".to_vec()),
+            1 => (1usize..5).prop_map(|n| vec![b'.'; n]),
+            1 => (1usize..5).prop_map(|n| vec![b'\r'; n]),
+            1 => (1usize..5).prop_map(|n| vec![b'\n'; n]),
+            1 => Just(b"\n.".to_vec()),
+            1 => Just(b"\r.".to_vec()),
+            1 => Just(b"\n\r".to_vec()),
+        ];
+        proptest::collection::vec(piece, 0..60).prop_map(|v| v.concat())
+    }
+
     proptest! {
         #[test]
         fn round_trip_any_chunking(body in body_strategy(), cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
@@ -622,6 +676,20 @@ mod tests {
                 .windows(5)
                 .any(|w| w == b"\r\n.\r\n");
             prop_assert!(!early && !wire[..terminator].starts_with(b".\r\n"));
+        }
+
+        #[test]
+        fn adversarial_bodies_match_the_model(
+            body in adversarial_body(),
+            cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        ) {
+            let expected = model_stuff(&body);
+            prop_assert_eq!(&stuff(&body), &expected);
+            // Repeated cuts give empty pushes.
+            let chunks = split(&body, &cuts);
+            prop_assert_eq!(&stuff_chunks(&chunks), &expected);
+            prop_assert_eq!(unstuff(&expected), Some(expected_unstuffed(&body)));
+            prop_assert_eq!(normalize_chunks(&chunks), normalize_line_endings(&body));
         }
 
         #[test]
