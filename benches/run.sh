@@ -7,6 +7,7 @@
 #
 # Needs the loopback servers of .ci/servers/start.sh (smtp-sink on 127.0.0.1:2600, Postfix smtpd with PIPELINING +
 # CHUNKING on 127.0.0.1:2526), Postfix's smtp-source, /usr/bin/time, python3, and strace for the batching section.
+# The round-trip section also starts its own instant CHUNKING sink (benches/src/bin/chunking-sink.rs, port 2700).
 # Every client is a separate process; client CPU (user + system) and peak RSS come from /usr/bin/time, wall time
 # from the script's clock around the process. Rounds are interleaved (round 1 of every client, then round 2...);
 # the summary gives medians with min-max and ratios to smtp-source. Raw results: target/bench-results/<date>/.
@@ -40,6 +41,8 @@ done
 cargo build --release -p smtp-benches --bins >&2
 LOAD=$CARGO_TARGET_DIR/release/smtp-load
 PROXY=$CARGO_TARGET_DIR/release/delay-proxy
+CSINK_BIN=$CARGO_TARGET_DIR/release/chunking-sink
+CSINK=127.0.0.1:2700
 OUT=$ROOT/target/bench-results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 RAW=$OUT/raw.tsv
@@ -82,8 +85,10 @@ client() {
     run "$section" "$scenario" "$client" "$round" "$messages" "$connections" "$size" "$rtt" -- \
       "$SOURCE" "${flags[@]}" -s "$connections" -m "$messages" -l "$size" -f "$FROM" -t "$TO" "$server"
   else
-    local flags=(--client "$client" --server "$server" --messages "$messages" --connections "$connections"
-      --size "$size")
+    # ours-*-sepquit: the same client with QUIT sent after the verdict (not pipelined), for comparison.
+    local flags=(--client "${client%-sepquit}" --server "$server" --messages "$messages"
+      --connections "$connections" --size "$size")
+    [[ $client == *-sepquit ]] && flags+=(--separate-quit)
     ((newconn)) && flags+=(--new-connection)
     ((stream)) && flags+=(--stream)
     run "$section" "$scenario" "$client" "$round" "$messages" "$connections" "$size" "$rtt" -- "$LOAD" "${flags[@]}"
@@ -126,15 +131,21 @@ stop_proxy() {
   wait "$PROXY_PID" 2>/dev/null || true
   PROXY_PID=
 }
-trap 'stop_proxy; [[ -n $PROXY0_PID ]] && kill "$PROXY0_PID" 2>/dev/null; true' EXIT
+CSINK_PID=
+trap 'stop_proxy; [[ -n $PROXY0_PID ]] && kill "$PROXY0_PID" 2>/dev/null; [[ -n $CSINK_PID ]] && kill "$CSINK_PID" 2>/dev/null; true' EXIT
 
 rtt() {
   echo "== round trips: through a proxy adding 5 ms each way, and through the same proxy adding nothing" >&2
-  # PIPELINING only: smtp-sink. PIPELINING + CHUNKING: Postfix smtpd (which commits each message to its queue).
+  # PIPELINING only: smtp-sink. PIPELINING + CHUNKING: Postfix smtpd (which commits each message to its queue),
+  # and the bench's own chunking-sink, which answers at once (Postfix's commit time varies with the pace, which
+  # defeats the differential).
+  "$CSINK_BIN" --listen "$CSINK" --max-seconds 3600 2>>"$OUT/chunking-sink.log" &
+  CSINK_PID=$!
+  sleep 0.3
   # Each load runs twice, through the proxy with 0 ms and with 5 ms each way, interleaved. The difference of the
   # times divided by the difference of the measured RTTs is the number of round trips a message waits for: server
   # and client processing time, the same in both runs, cancels out.
-  for target in "pipelining $SINK 12600" "pipelining+chunking $PIPE 12526"; do
+  for target in "pipelining $SINK 12600" "pipelining+chunking $PIPE 12526" "chunking-instant $CSINK 12700"; do
     read -r name upstream port <<<"$target"
     local rtt0 rtt5 p0=$((port + 10000))
     "$PROXY" --listen "127.0.0.1:$port" --upstream "$upstream" --delay-ms 5 --max-seconds 3600 2>>"$OUT/proxy.log" &
@@ -151,7 +162,9 @@ rtt() {
         [[ $scenario == concurrent-8 ]] && conns=8 n=160
         [[ $scenario == new-connection ]] && newconn=1 n=20
         ((QUICK)) && n=$((n / 2))
-        for c in "${CLIENTS[@]}"; do
+        local clients=("${CLIENTS[@]}")
+        [[ $scenario == new-connection ]] && clients+=(ours-blocking-sepquit ours-smol-sepquit)
+        for c in "${clients[@]}"; do
           client "rtt-$name" "$scenario" "$c" "$round" "127.0.0.1:$port" "$n" "$conns" 2048 "$newconn" 0 "$rtt5"
           client "rtt0-$name" "$scenario" "$c" "$round" "127.0.0.1:$p0" "$n" "$conns" 2048 "$newconn" 0 "$rtt0"
         done
@@ -160,6 +173,7 @@ rtt() {
     stop_proxy
     kill "$PROXY0_PID" 2>/dev/null; wait "$PROXY0_PID" 2>/dev/null || true; PROXY0_PID=
   done
+  kill "$CSINK_PID" 2>/dev/null; wait "$CSINK_PID" 2>/dev/null || true; CSINK_PID=
 }
 
 large() {

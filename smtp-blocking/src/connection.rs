@@ -8,7 +8,7 @@
 
 use std::error::Error as StdError;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -27,9 +27,14 @@ use crate::options::{ConnectOptions, TlsMode};
 use crate::report::{SendReport, TlsUsed};
 use crate::tls::{self, HandshakeFailure, TlsStream};
 use crate::transcript::{Direction, Transcript, TranscriptLine};
+use crate::transport::{self, Peer, Socket};
 
 /// Body bytes read from the source per block (the core applies back-pressure on top).
 const BODY_BLOCK: usize = 64 * 1024;
+
+/// The first block read from the source is smaller (zeroing 64 KiB per message costs more than a small message's
+/// whole body); a read that fills it switches to [`BODY_BLOCK`].
+const FIRST_BODY_BLOCK: usize = 8 * 1024;
 
 /// What every connection attempt shares: the options, the resolved addresses and the TLS configuration.
 struct Shared {
@@ -40,13 +45,13 @@ struct Shared {
 }
 
 enum Stream {
-    Plain(TcpStream),
+    Plain(Socket),
     Tls(Box<TlsStream>),
     Closed,
 }
 
 impl Stream {
-    fn socket(&self) -> Option<&TcpStream> {
+    fn socket(&self) -> Option<&Socket> {
         match self {
             Self::Plain(s) => Some(s),
             Self::Tls(t) => Some(t.socket()),
@@ -123,7 +128,7 @@ type Progress = (usize, Sender<(usize, Msg)>);
 #[derive(Default)]
 struct Cancel {
     flag: AtomicBool,
-    sock: Mutex<Option<TcpStream>>,
+    sock: Mutex<Option<Socket>>,
 }
 
 impl Cancel {
@@ -157,12 +162,12 @@ impl From<Error> for AttemptError {
     }
 }
 
-/// One TCP connection driven by one core [`Client`].
+/// One connection (TCP, Unix socket, or through a proxy) driven by one core [`Client`].
 struct Session {
     stream: Stream,
     client: Client,
     policy: TlsPolicy,
-    peer: SocketAddr,
+    peer: Peer,
     shared: Arc<Shared>,
     transcript: Transcript,
     /// Set when `Event::Closed` was seen: the core's error, if any.
@@ -175,33 +180,28 @@ struct Session {
     /// A `poll_transmit` chunk not fully written yet, and how much of it was.
     out: Option<(Bytes, usize)>,
     buf: Vec<u8>,
+    /// The socket timeouts as last set here, so that `setsockopt` is skipped when the one set will do.
+    timeouts: SocketTimeouts,
 }
 
-fn connect_tcp(
-    addrs: &[SocketAddr],
-    timeout: Duration,
-    authority: &str,
-) -> Result<(TcpStream, SocketAddr), Error> {
-    let mut failures = Vec::new();
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(addr, timeout) {
-            Ok(sock) => {
-                let _ = sock.set_nodelay(true);
-                return Ok((sock, *addr));
-            }
-            Err(e) => {
-                failures.push(format!("{addr}: {e}"));
-                last = Some(e);
-            }
-        }
+/// The read and write timeouts last set on the socket by the drive loop (`None`: unknown, set before the next call).
+#[derive(Default)]
+struct SocketTimeouts {
+    read: Option<Duration>,
+    write: Option<Duration>,
+}
+
+/// The timeout to set on the socket before a call that must return within `left`, or `None` when the one set
+/// (`set`) will do: not longer than `left` (the call cannot block past the deadline) and not much shorter (a shorter
+/// one costs a spurious time-out, after which the caller re-checks the core's deadline and waits again). A new one
+/// is set a quarter below `left`, so that the next message's deadline, counted from later, still fits it.
+fn timeout_to_set(set: Option<Duration>, left: Duration) -> Option<Duration> {
+    match set {
+        Some(t) if t <= left && t >= left / 4 => None,
+        _ if left > Duration::from_secs(1) => Some(left * 3 / 4),
+        // The socket's floor (`Stream::set_*_timeout`): a zero timeout would mean "none".
+        _ => Some(left.max(Duration::from_millis(1))),
     }
-    let context = format!("{authority} ({})", failures.join("; "));
-    let error = Error::new(ErrorKind::Connect, Stage::Connect).with_context(context);
-    Err(match last {
-        Some(e) => error.with_cause(e),
-        None => error,
-    })
 }
 
 impl Session {
@@ -214,7 +214,7 @@ impl Session {
     ) -> Result<Self, AttemptError> {
         let o = &shared.options;
         let mut transcript = Transcript::new(o.transcript.clone(), buffered);
-        let (sock, peer) = match connect_tcp(&shared.addrs, o.connect_timeout, &o.authority()) {
+        let (sock, peer) = match transport::connect(o, &shared.addrs) {
             Ok(x) => x,
             Err(e) => {
                 transcript.go_live();
@@ -235,8 +235,13 @@ impl Session {
             TlsPolicy::StartTlsOpportunistic => "STARTTLS opportunistic",
             _ => "no TLS",
         };
-        transcript.note(format!("connected to {peer} ({}), {mode}", o.authority()));
-        let mut config = o.session_config(policy, Transcript::wanted(&o.transcript));
+        match &peer {
+            Peer::Tcp(_) => {
+                transcript.note(format!("connected to {peer} ({}), {mode}", o.authority()))
+            }
+            _ => transcript.note(format!("connected to {peer}, {mode}")),
+        }
+        let mut config = o.connect_config(policy, Transcript::wanted(&o.transcript))?;
         if config.sasl_random.is_none() {
             // SCRAM nonces: fresh per connection (the core reads no randomness itself).
             config.sasl_random = tls::random_bytes();
@@ -255,6 +260,7 @@ impl Session {
             cancel,
             out: None,
             buf: vec![0; 16 * 1024],
+            timeouts: SocketTimeouts::default(),
         })
     }
 
@@ -379,9 +385,12 @@ impl Session {
                 self.client.handle_timeout(now);
                 continue;
             }
-            if let Err(e) = self.stream.set_write_timeout(deadline - now) {
-                self.fail_io(e);
-                return false;
+            if let Some(t) = timeout_to_set(self.timeouts.write, deadline - now) {
+                if let Err(e) = self.stream.set_write_timeout(t) {
+                    self.fail_io(e);
+                    return false;
+                }
+                self.timeouts.write = Some(t);
             }
             match op(&mut self.stream) {
                 Ok(_) => return true,
@@ -399,6 +408,7 @@ impl Session {
     /// report the end of the stream.
     fn fail_io(&mut self, e: io::Error) {
         self.cause = Some(Arc::new(e));
+        self.timeouts.read = None;
         let _ = self.stream.set_read_timeout(Duration::from_millis(100));
         for _ in 0..16 {
             match self.stream.read(&mut self.buf) {
@@ -426,10 +436,13 @@ impl Session {
             self.client.handle_timeout(now);
             return true;
         }
-        if let Err(e) = self.stream.set_read_timeout(deadline - now) {
-            self.cause = Some(Arc::new(e));
-            self.client.receive_eof(now);
-            return true;
+        if let Some(t) = timeout_to_set(self.timeouts.read, deadline - now) {
+            if let Err(e) = self.stream.set_read_timeout(t) {
+                self.cause = Some(Arc::new(e));
+                self.client.receive_eof(now);
+                return true;
+            }
+            self.timeouts.read = Some(t);
         }
         match self.stream.read(&mut self.buf) {
             Ok(0) => self.client.receive_eof(Instant::now()),
@@ -462,6 +475,8 @@ impl Session {
                 .tls_failed(now, &[], "TLS is not configured for this connection");
             return;
         };
+        // The handshake sets the socket's timeouts itself.
+        self.timeouts = SocketTimeouts::default();
         let sock = match std::mem::replace(&mut self.stream, Stream::Closed) {
             Stream::Plain(s) => s,
             other => {
@@ -537,9 +552,40 @@ impl Session {
 
     /// Drives the opening (greeting, EHLO, STARTTLS, AUTH) until the session is ready.
     fn open(&mut self) -> Result<(), Error> {
+        // A token provider that failed after a refused token: reported once the polite QUIT is done.
+        let mut provider_error = None;
         loop {
             while let Some(event) = self.poll() {
                 match event {
+                    Event::AuthRejected { error } => {
+                        // RFC 7628 §3.2.3: the session survives a refused token; ask for a fresh one and retry once.
+                        let details = match error.kind() {
+                            smtp_proto::ErrorKind::AuthFailed { details } => details.clone(),
+                            _ => None,
+                        };
+                        self.transcript.note(format!(
+                            "the server refused the OAuth token{}: asking the token provider for a fresh one",
+                            details.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+                        ));
+                        let request = crate::oauth::TokenRequest::Refresh { details };
+                        let fresh = match &self.shared.options.oauth {
+                            Some(source) => source.credentials(&request),
+                            None => Err(Error::from_proto(error)),
+                        };
+                        match fresh {
+                            Ok(credentials) => self
+                                .client
+                                .retry_auth(credentials, Instant::now())
+                                .map_err(|e| usage(e, Stage::Auth))?,
+                            Err(e) => {
+                                provider_error = Some(e);
+                                self.client.quit();
+                            }
+                        }
+                    }
+                    Event::Closed { .. } if provider_error.is_some() => {
+                        return Err(provider_error.take().expect("checked"));
+                    }
                     Event::Ready {
                         tls, authenticated, ..
                     } => {
@@ -565,6 +611,10 @@ impl Session {
                 }
             }
             if !self.wait(None) {
+                if let Some(e) = provider_error {
+                    self.stream.close();
+                    return Err(e);
+                }
                 return Err(Error::new(ErrorKind::UnexpectedReply, Stage::Greeting));
             }
         }
@@ -628,7 +678,7 @@ impl Session {
                 Err(AttemptError {
                     error,
                     bytes_seen: session.bytes_seen,
-                    peer: Some(session.peer),
+                    peer: session.peer.socket_addr(),
                 })
             }
         }
@@ -681,19 +731,13 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// The addresses of the first hop: the server's, or the SOCKS5 proxy's (the proxy resolves the server's name).
+/// None for a Unix socket.
 fn resolve(options: &ConnectOptions) -> Result<Vec<SocketAddr>, Error> {
-    let addrs: Vec<SocketAddr> = (options.host.as_str(), options.port)
-        .to_socket_addrs()
-        .map_err(|e| {
-            Error::io(ErrorKind::Resolve, Stage::Connect, e).with_context(options.host.clone())
-        })?
-        .collect();
-    if addrs.is_empty() {
-        return Err(
-            Error::new(ErrorKind::Resolve, Stage::Connect).with_context(options.host.clone())
-        );
+    match transport::first_hop(options) {
+        Some((host, port)) => transport::resolve(host, port),
+        None => Ok(Vec::new()),
     }
-    Ok(addrs)
 }
 
 fn add(a: Duration, b: Duration) -> Duration {
@@ -705,7 +749,9 @@ fn add(a: Duration, b: Duration) -> Duration {
 fn opening_bound(shared: &Shared) -> Duration {
     let o = &shared.options;
     let t = &o.session.timeouts;
-    let connect = o.connect_timeout.saturating_mul(shared.addrs.len() as u32);
+    // One connect timeout per address, and one more for a SOCKS5 negotiation.
+    let hops = shared.addrs.len().max(1) + usize::from(o.socks5.is_some());
+    let connect = o.connect_timeout.saturating_mul(hops as u32);
     let auth = t
         .auth
         .saturating_mul(u32::from(o.session.max_auth_rounds) + 1);
@@ -757,9 +803,9 @@ impl Connection {
         &self.shared.options
     }
 
-    /// The address connected to.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.session.peer
+    /// What this connection is connected to: an address, a Unix socket, or a server through a SOCKS5 proxy.
+    pub fn peer_addr(&self) -> &Peer {
+        &self.session.peer
     }
 
     /// The TLS in use.
@@ -866,6 +912,11 @@ impl Connection {
     /// certainly not accepted by anyone because the session failed before its end was sent, the envelope cannot be
     /// sent to this server ([`ErrorKind::Message`]), or reading `body` failed ([`ErrorKind::BodyRead`]; the
     /// connection is closed then, since a half-sent body cannot be taken back).
+    ///
+    /// One transaction: a streamed body cannot be replayed, so recipients the server asks to get the message
+    /// separately (LIMITS RCPTMAX, "too many recipients") are only reported, with
+    /// [`retry_separately`](crate::RecipientResult::retry_separately) set; [`send_bytes`](Self::send_bytes) and
+    /// [`send_reopen`](Self::send_reopen) send the message again to them.
     pub fn send(&mut self, envelope: &Envelope, body: impl Read) -> Result<SendReport, Error> {
         self.send_with_progress(envelope, body, |_| {})
     }
@@ -873,6 +924,9 @@ impl Connection {
     /// [`send`](Self::send) for a message in memory. Also declares its size (RFC 1870 `SIZE=`) and, unless the
     /// envelope already says, what it needs from the server ([`Envelope::declare_body`]: `BODY=8BITMIME` for 8-bit
     /// bytes, `SMTPUTF8` for UTF-8 headers), so a server that cannot take it refuses before anything is sent.
+    ///
+    /// Recipients the server asks to get the message in a separate transaction (LIMITS RCPTMAX, "too many
+    /// recipients") are sent it again automatically, as [`send_reopen`](Self::send_reopen) does.
     pub fn send_bytes(&mut self, envelope: &Envelope, body: &[u8]) -> Result<SendReport, Error> {
         let mut envelope = envelope.clone();
         if envelope.size.is_none() {
@@ -881,7 +935,41 @@ impl Connection {
         if envelope.params.body.is_none() {
             envelope = envelope.declare_body(body);
         }
-        self.send(&envelope, body)
+        self.send_reopen(&envelope, || Ok(body))
+    }
+
+    /// [`send`](Self::send) for a body that can be read again: `open` is called once per transaction. When the
+    /// server takes fewer recipients per transaction than the envelope has (LIMITS RCPTMAX, RFC 9422; or a `452` /
+    /// `552 5.5.3` "too many recipients" to RCPT, RFC 5321 §4.5.3.1.10), the message is sent again to the
+    /// recipients marked [`retry_separately`](crate::RecipientResult::retry_separately), in further transactions
+    /// (on this connection, or on a new one when LIMITS MAILMAX is reached and
+    /// [`ConnectOptions::reconnect`] is on), until each has a final result. At most one transaction per recipient,
+    /// and it stops when a transaction makes no progress.
+    ///
+    /// Returns ONE report with every recipient's final result in the envelope's order and
+    /// [`SendReport::transactions`]; an error only when the first transaction failed (later failures are in
+    /// [`SendReport::error`], the recipients not reached keep `retry_separately`). See [`crate::resend`].
+    pub fn send_reopen<R: Read>(
+        &mut self,
+        envelope: &Envelope,
+        mut open: impl FnMut() -> io::Result<R>,
+    ) -> Result<SendReport, Error> {
+        let mut plan = crate::resend::ResendPlan::new(envelope);
+        while let Some(next) = plan.next_envelope() {
+            if plan.transactions() > 0 {
+                self.session.transcript.note(format!(
+                    "sending the message again to {} recipient(s) the server asked to get it separately",
+                    next.recipients.len()
+                ));
+            }
+            let result = match open() {
+                Ok(body) => self.send(&next, body),
+                Err(e) => Err(Error::io(ErrorKind::BodyRead, Stage::DataBlock, e)),
+            };
+            plan.record(result)?;
+        }
+        plan.into_report()
+            .ok_or_else(|| Error::new(ErrorKind::ConnectionClosed, Stage::Mail))
     }
 
     /// [`send`](Self::send), calling `progress` with the number of body bytes taken so far after each block.
@@ -889,7 +977,61 @@ impl Connection {
         &mut self,
         envelope: &Envelope,
         body: impl Read,
+        progress: impl FnMut(u64),
+    ) -> Result<SendReport, Error> {
+        self.send_inner(envelope, body, progress, false)
+    }
+
+    /// Sends one message like [`send`](Self::send) and ends the session: `QUIT` goes out in the same write as the
+    /// end of the data when the server offers PIPELINING (see
+    /// [`Client::quit_after_transaction`](smtp_proto::Client::quit_after_transaction)), which saves the QUIT round
+    /// trip on a connection used for one message. The report is the message's, as with `send`; the connection is
+    /// closed afterwards whatever happened.
+    pub fn send_and_quit(self, envelope: &Envelope, body: impl Read) -> Result<SendReport, Error> {
+        self.send_with_progress_and_quit(envelope, body, |_| {})
+    }
+
+    /// [`send_and_quit`](Self::send_and_quit) with a progress callback, as [`send_with_progress`](Self::send_with_progress).
+    pub fn send_with_progress_and_quit(
+        mut self,
+        envelope: &Envelope,
+        body: impl Read,
+        progress: impl FnMut(u64),
+    ) -> Result<SendReport, Error> {
+        let result = self.send_inner(envelope, body, progress, true);
+        let s = &mut self.session;
+        if s.closed.is_none() {
+            // Reads the `221` of the pipelined QUIT (or sends QUIT if the transaction never started).
+            s.client.quit();
+            self.settle_quit();
+        }
+        self.session.stream.close();
+        result
+    }
+
+    /// [`send_and_quit`](Self::send_and_quit) for a message in memory, declaring its size and needs as
+    /// [`send_bytes`](Self::send_bytes) does.
+    pub fn send_bytes_and_quit(
+        self,
+        envelope: &Envelope,
+        body: &[u8],
+    ) -> Result<SendReport, Error> {
+        let mut envelope = envelope.clone();
+        if envelope.size.is_none() {
+            envelope = envelope.with_size(body.len() as u64);
+        }
+        if envelope.params.body.is_none() {
+            envelope = envelope.declare_body(body);
+        }
+        self.send_and_quit(&envelope, body)
+    }
+
+    fn send_inner(
+        &mut self,
+        envelope: &Envelope,
+        body: impl Read,
         mut progress: impl FnMut(u64),
+        quit_after: bool,
     ) -> Result<SendReport, Error> {
         self.prepare()?;
         match self.session.client.send_mail(envelope.clone()) {
@@ -909,10 +1051,13 @@ impl Connection {
             }
             Err(e) => return Err(usage(e, Stage::Mail)),
         }
+        if quit_after {
+            self.session.client.quit_after_transaction();
+        }
         let s = &mut self.session;
         let mut body = BodyFeed {
             source: body,
-            block: vec![0u8; BODY_BLOCK],
+            block: vec![0u8; FIRST_BODY_BLOCK],
             start: 0,
             end: 0,
             open: false,
@@ -928,8 +1073,10 @@ impl Connection {
             early.push(event);
         }
         let mut early = early.into_iter();
+        // First pass: only those events, nothing written yet (`s.poll()` would write the commands alone).
+        let mut first = true;
         loop {
-            while let Some(event) = early.next().or_else(|| s.poll()) {
+            while let Some(event) = early.next().or_else(|| if first { None } else { s.poll() }) {
                 match event {
                     Event::ReadyForBody { .. } => body.open = true,
                     Event::TransactionComplete(r) => report = Some(*r),
@@ -938,15 +1085,18 @@ impl Connection {
             }
             if let Some(r) = report.take() {
                 self.last_used = Instant::now();
-                let session_error = s.closed.is_some().then(|| s.closed_error());
+                // A clean close (the 221 of a pipelined QUIT) is no session error.
+                let session_error = matches!(s.closed, Some(Some(_))).then(|| s.closed_error());
                 return SendReport::from_transaction(r, s.tls_used(), body.sent, session_error);
             }
             if s.closed.is_some() {
                 return Err(s.closed_error());
             }
+            let was_first = std::mem::replace(&mut first, false);
             match body.feed(&mut s.client, &mut progress) {
-                Ok(true) => continue,
-                Ok(false) => {}
+                // After the first pass, transmit before waiting.
+                Ok(fed) if fed || was_first => continue,
+                Ok(_) => {}
                 Err(e) => {
                     // A half-sent body cannot be taken back: drop the connection without a final dot.
                     s.client.quit();
@@ -1016,6 +1166,10 @@ impl<R: Read> BodyFeed<R> {
         let mut fed = false;
         while self.open && !self.finished {
             if self.start == self.end && !self.eof {
+                if self.end == self.block.len() && self.block.len() < BODY_BLOCK {
+                    // The last read filled the small first block: a large body.
+                    self.block = vec![0u8; BODY_BLOCK];
+                }
                 match self.source.read(&mut self.block) {
                     Ok(0) => self.eof = true,
                     Ok(n) => (self.start, self.end) = (0, n),
@@ -1058,7 +1212,8 @@ fn usage(e: UsageError, stage: Stage) -> Error {
 /// Opens a session as the TLS mode says. Returns the session and why its TLS mode was chosen.
 fn open(shared: &Arc<Shared>) -> Result<(Session, String), Error> {
     let o = &shared.options;
-    let mode = o.tls;
+    // `Auto` on a Unix socket is STARTTLS required: no port rules there.
+    let mode = o.effective_tls();
     let first = mode.first_policy(o.port);
     let mut notes = Transcript::new(o.transcript.clone(), false);
     let mut reason = mode.first_reason(o.port);

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use smtp_proto::{EnhancedCode, Mechanism, Mismatch, Reply, ReplyError, Stage, UsageError};
 
+pub use crate::socks::{ProxyError, ReplyCode};
+
 /// What went wrong. Protocol kinds mirror [`smtp_proto::ErrorKind`]; the others belong to the adapters
 /// (name resolution, connecting, TLS configuration, reading the message).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,8 +24,12 @@ pub enum ErrorKind {
     },
     /// The host name could not be resolved to any address.
     Resolve,
-    /// No TCP connection could be opened to any resolved address (refused, unreachable, connect timeout).
+    /// No TCP connection could be opened to any resolved address (refused, unreachable, connect timeout), or the
+    /// Unix socket could not be opened.
     Connect,
+    /// The SOCKS5 proxy could not connect to the server, refused the credentials, or broke its protocol. The
+    /// [`ProxyError`] says which, with RFC 1928's meaning of the proxy's reply code.
+    Proxy(ProxyError),
     /// The deadline of a stage passed.
     Timeout,
     /// The server closed the connection (or it was reset).
@@ -58,6 +64,12 @@ pub enum ErrorKind {
     },
     /// The AUTH exchange broke its protocol.
     AuthProtocol,
+    /// The OAuth 2.0 token provider ([`crate::ConnectOptions::with_oauth_token_provider`]) failed to give a token;
+    /// its error is the cause. `refresh` tells whether it was asked after the server refused a token.
+    TokenProvider {
+        /// Asked for a fresh token after a refusal (else for the first token of a connection).
+        refresh: bool,
+    },
     /// SCRAM: the server could not prove it knows the password (a possible impostor); the session was closed.
     AuthServerNotVerified,
     /// The TLS mode does not match what the server speaks; the message names the fix.
@@ -90,6 +102,7 @@ impl ErrorKind {
             Self::Config { .. } => "config",
             Self::Resolve => "resolve",
             Self::Connect => "connect",
+            Self::Proxy(_) => "proxy",
             Self::Timeout => "timeout",
             Self::ConnectionClosed => "connection_closed",
             Self::ServiceNotAvailable => "service_not_available",
@@ -104,6 +117,7 @@ impl ErrorKind {
             Self::AuthRequiresTls => "auth_requires_tls",
             Self::AuthFailed { .. } => "auth_failed",
             Self::AuthProtocol => "auth_protocol",
+            Self::TokenProvider { .. } => "token_provider",
             Self::AuthServerNotVerified => "auth_server_not_verified",
             Self::ModeMismatch(_) => "mode_mismatch",
             Self::Tls { .. } => "tls",
@@ -258,6 +272,7 @@ impl Error {
             | ErrorKind::ServiceNotAvailable
             | ErrorKind::Connect
             | ErrorKind::Io => true,
+            ErrorKind::Proxy(p) => p.is_transient(),
             ErrorKind::GreetingRejected
             | ErrorKind::CommandRejected
             | ErrorKind::AuthFailed { .. } => {
@@ -284,6 +299,13 @@ impl Error {
             ErrorKind::Config { .. } => 64,
             ErrorKind::Message(_) | ErrorKind::BodyRead => 65,
             ErrorKind::Resolve => 68,
+            ErrorKind::Proxy(p) if p.is_transient() => 75,
+            ErrorKind::Proxy(
+                ProxyError::AuthFailed { .. } | ProxyError::NoAcceptableMethod { .. },
+            ) => 77,
+            ErrorKind::Proxy(ProxyError::Protocol { .. }) => 76,
+            ErrorKind::Proxy(ProxyError::Invalid { .. }) => 64,
+            ErrorKind::Proxy(_) => 69,
             ErrorKind::MalformedReply(_)
             | ErrorKind::UnexpectedReply
             | ErrorKind::ResponseInjection
@@ -291,7 +313,8 @@ impl Error {
             ErrorKind::AuthFailed { .. } if self.is_transient() => 75,
             ErrorKind::AuthFailed { .. }
             | ErrorKind::AuthUnavailable { .. }
-            | ErrorKind::AuthServerNotVerified => 77,
+            | ErrorKind::AuthServerNotVerified
+            | ErrorKind::TokenProvider { .. } => 77,
             ErrorKind::ModeMismatch(_)
             | ErrorKind::Tls { .. }
             | ErrorKind::TlsConfig { .. }
@@ -421,14 +444,41 @@ impl fmt::Display for Error {
                 if let Some(c) = &cause {
                     write!(f, " ({c})")?;
                 }
+                if ctx.is_some_and(|c| c.starts_with("unix:")) {
+                    return f.write_str(
+                        "; check the socket path, that the server is running, and that this user may open it",
+                    );
+                }
                 return f.write_str(
                     "; check the host and port, and that the server is running and reachable",
                 );
+            }
+            ErrorKind::Proxy(p) => {
+                f.write_str("SOCKS5 proxy")?;
+                if let Some(c) = ctx {
+                    write!(f, " {c}")?;
+                }
+                write!(f, ": {p}")?;
+                if let Some(c) = &cause {
+                    write!(f, " ({c})")?;
+                }
+                return Ok(());
             }
             ErrorKind::Tls { details } if self.inner.stage == Stage::TlsHandshake => {
                 write!(f, "the TLS handshake failed: {details}")?
             }
             ErrorKind::TlsConfig { details } => write!(f, "TLS configuration error: {details}")?,
+            ErrorKind::TokenProvider { refresh } => {
+                f.write_str(if *refresh {
+                    "the OAuth token provider gave no fresh token after the server refused the previous one"
+                } else {
+                    "the OAuth token provider gave no token"
+                })?;
+                if let Some(c) = &cause {
+                    write!(f, ": {c}")?;
+                }
+                return Ok(());
+            }
             ErrorKind::Message(u) => write!(f, "the message was not sent: {u}")?,
             ErrorKind::BodyRead => {
                 f.write_str("reading the message body failed; the transaction was abandoned")?
@@ -473,6 +523,7 @@ impl StdError for Error {
         match &self.inner.kind {
             ErrorKind::MalformedReply(e) => Some(e),
             ErrorKind::Message(e) => Some(e),
+            ErrorKind::Proxy(e) => Some(e),
             _ => None,
         }
     }

@@ -51,16 +51,21 @@
 
 pub mod connection;
 pub mod error;
+pub mod oauth;
 pub mod options;
 pub mod report;
+pub mod resend;
+pub mod socks;
 pub mod tls;
 pub mod transcript;
+pub mod transport;
 
 pub use connection::Connection;
 pub use error::{Error, ErrorKind, stage_name};
 pub use options::{ClientCertificate, ConnectOptions, Pem, TlsMode, TlsOptions, TrustRoots};
 pub use report::{Outcome, RecipientResult, SendReport, TlsUsed};
 pub use transcript::{Direction, TranscriptLine, TranscriptSink};
+pub use transport::{Peer, Socks5Proxy};
 
 pub use rustls;
 pub use smtp_proto;

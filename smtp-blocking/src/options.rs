@@ -16,6 +16,7 @@ use smtp_proto::{
 
 use crate::error::{Error, ErrorKind};
 use crate::transcript::TranscriptSink;
+use crate::transport::Socks5Proxy;
 
 /// The TLS mode a user asks for. [`TlsMode::Auto`] is the default when only a host and port are given.
 ///
@@ -298,6 +299,16 @@ pub struct ConnectOptions {
     /// The core session configuration: EHLO name, protocol, timeouts, credentials, mechanisms, limits, pipelining.
     /// Its `tls`, `port` and `transcript` fields are set per attempt from the fields above.
     pub session: Config,
+    /// Connect to this Unix-domain socket instead of `host:port` (e.g. Dovecot's LMTP socket). See
+    /// [`ConnectOptions::unix`]: `host` stays the name TLS verifies, `port` is unused.
+    pub unix_socket: Option<PathBuf>,
+    /// Reach the server through this SOCKS5 proxy (RFC 1928). See [`ConnectOptions::with_socks5`].
+    pub socks5: Option<Socks5Proxy>,
+    /// Bind the TCP socket to this local address before connecting (to the server, or to the proxy).
+    pub local_address: Option<IpAddr>,
+    /// OAuth 2.0 bearer tokens from a provider, asked on every connect and after a refused token. See
+    /// [`ConnectOptions::with_oauth_token_provider`].
+    pub oauth: Option<crate::oauth::OAuthTokenSource>,
 }
 
 impl fmt::Debug for ConnectOptions {
@@ -313,6 +324,10 @@ impl fmt::Debug for ConnectOptions {
             .field("reconnect", &self.reconnect)
             .field("transcript", &self.transcript.is_some())
             .field("session", &self.session)
+            .field("unix_socket", &self.unix_socket)
+            .field("socks5", &self.socks5)
+            .field("local_address", &self.local_address)
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -339,6 +354,59 @@ impl ConnectOptions {
             reconnect: true,
             transcript: None,
             session: Config::default(),
+            unix_socket: None,
+            socks5: None,
+            local_address: None,
+            oauth: None,
+        }
+    }
+
+    /// Options for a Unix-domain socket at `path` (LMTP to Dovecot is usually one; combine with
+    /// [`with_protocol`](Self::with_protocol)`(Protocol::Lmtp)`, or use the URL `lmtp+unix:///path`).
+    ///
+    /// TLS is [`TlsMode::None`] by default: the socket is local, and its file permissions decide who may connect.
+    /// STARTTLS or implicit TLS still work when asked for with [`with_tls`](Self::with_tls); [`TlsMode::Auto`] on
+    /// a Unix socket means STARTTLS required (there is no port to take rules from, and Auto never falls back to
+    /// plaintext). The name TLS verifies is `host`, `"localhost"` here: change it with
+    /// [`TlsOptions::with_server_name`].
+    pub fn unix(path: impl Into<PathBuf>) -> Self {
+        let mut options = Self::new("localhost", 0);
+        options.unix_socket = Some(path.into());
+        options.tls = TlsMode::None;
+        options
+    }
+
+    /// Connects through the SOCKS5 proxy at `proxy` (`host:port`, `[v6]:port`, or a host for port 1080), with a
+    /// user name and password (RFC 1929) when given. The server is sent to the proxy as a domain name when `host`
+    /// is one (the proxy resolves it), as an address otherwise. Every step of the negotiation is bounded by the
+    /// [`connect_timeout`](Self::connect_timeout); the password never appears in `Debug` output, errors or
+    /// transcripts.
+    #[must_use]
+    pub fn with_socks5(
+        mut self,
+        proxy: impl Into<String>,
+        credentials: Option<(String, smtp_proto::Secret)>,
+    ) -> Self {
+        let mut p = Socks5Proxy::new(&proxy.into());
+        p.credentials = credentials;
+        self.socks5 = Some(p);
+        self
+    }
+
+    /// Binds the TCP socket to this local address (any port) before connecting: the server (or the proxy) sees
+    /// connections from it. Only addresses of the same family are tried.
+    #[must_use]
+    pub fn with_local_address(mut self, address: IpAddr) -> Self {
+        self.local_address = Some(address);
+        self
+    }
+
+    /// The TLS mode actually used: [`tls`](Self::tls), except that `Auto` on a Unix socket is STARTTLS required
+    /// (no port rules, no implicit-TLS probe, never plaintext).
+    pub fn effective_tls(&self) -> TlsMode {
+        match self.tls {
+            TlsMode::Auto if self.unix_socket.is_some() => TlsMode::StartTls,
+            mode => mode,
         }
     }
 
@@ -347,6 +415,8 @@ impl ConnectOptions {
     /// * `smtp://[user[:password]@]host[:port]` — port 587 by default, TLS `auto`;
     /// * `smtps://[user[:password]@]host[:port]` — port 465 by default, implicit TLS;
     /// * `lmtp://host[:port]` — LMTP (RFC 2033), port 24 by default, TLS `auto`;
+    /// * `lmtp+unix:///path/to/socket`, `smtp+unix:///path/to/socket` — a Unix-domain socket (the path is
+    ///   percent-decoded), TLS `none` unless `tls=` says otherwise (see [`ConnectOptions::unix`]);
     /// * query parameters: `tls=auto|implicit|required|starttls|opportunistic|none`, `helo=<name>`,
     ///   `auth=<MECH>[,<MECH>...]`.
     ///
@@ -401,6 +471,45 @@ impl ConnectOptions {
     pub fn with_credentials(mut self, credentials: Credentials) -> Self {
         self.session.credentials = Some(credentials);
         self
+    }
+
+    /// Authenticates with OAuth 2.0 bearer tokens (OAUTHBEARER RFC 7628, or XOAUTH2) for `username`, taken from
+    /// `provider`: asked with [`TokenRequest::Initial`](crate::oauth::TokenRequest::Initial) on every connect
+    /// (and reconnect), and, when the server refuses the token, once with
+    /// [`TokenRequest::Refresh`](crate::oauth::TokenRequest::Refresh) (carrying the server's decoded status) before
+    /// AUTH is tried again on the same connection. Replaces fixed credentials. See [`crate::oauth`].
+    #[must_use]
+    pub fn with_oauth_token_provider(
+        mut self,
+        username: impl Into<String>,
+        provider: impl Fn(
+            &crate::oauth::TokenRequest,
+        ) -> Result<smtp_proto::Secret, crate::oauth::TokenError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.session.credentials = None;
+        self.oauth = Some(crate::oauth::OAuthTokenSource {
+            username: username.into(),
+            provider: std::sync::Arc::new(provider),
+        });
+        self
+    }
+
+    /// The core configuration for one connection attempt: [`session_config`](Self::session_config), plus, with a
+    /// token provider, the current token (asked now) and [`Config::token_refresh`](smtp_proto::Config) on.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::TokenProvider`] when the provider fails.
+    pub fn connect_config(&self, policy: TlsPolicy, transcript: bool) -> Result<Config, Error> {
+        let mut config = self.session_config(policy, transcript);
+        if let Some(source) = &self.oauth {
+            config.credentials = Some(source.credentials(&crate::oauth::TokenRequest::Initial)?);
+            config.token_refresh = true;
+        }
+        Ok(config)
     }
 
     /// Restricts AUTH to these mechanisms, in order of preference.
@@ -479,14 +588,17 @@ impl ConnectOptions {
     pub fn session_config(&self, policy: TlsPolicy, transcript: bool) -> Config {
         let mut config = self.session.clone();
         config.tls = policy;
-        config.port = Some(self.port);
+        // A Unix socket has no port for the core's port-based diagnosis.
+        config.port = self.unix_socket.is_none().then_some(self.port);
         config.transcript = transcript;
         config
     }
 
-    /// `host:port`, with brackets around an IPv6 literal.
+    /// `host:port`, with brackets around an IPv6 literal (`unix:<path>` for a Unix socket).
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
+        if let Some(path) = &self.unix_socket {
+            format!("unix:{}", path.display())
+        } else if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
@@ -498,8 +610,54 @@ impl ConnectOptions {
         if self.host.is_empty() {
             return Err(Error::config("the server host is empty"));
         }
+        if let Some(path) = &self.unix_socket {
+            if path.as_os_str().is_empty() {
+                return Err(Error::config("the Unix socket path is empty"));
+            }
+            if self.socks5.is_some() {
+                return Err(Error::config(
+                    "a Unix socket cannot be reached through a SOCKS5 proxy: use one or the other",
+                ));
+            }
+            if self.local_address.is_some() {
+                return Err(Error::config(
+                    "a local (source) address applies to TCP only, not to a Unix socket",
+                ));
+            }
+            return Ok(());
+        }
         if self.port == 0 {
             return Err(Error::config("the server port is 0"));
+        }
+        if let Some(proxy) = &self.socks5 {
+            if proxy.host.is_empty() || proxy.port == 0 {
+                return Err(Error::config(format!(
+                    "invalid SOCKS5 proxy address {:?}: use host:port",
+                    proxy.authority()
+                )));
+            }
+            if let Some((user, password)) = &proxy.credentials
+                && (!(1..=255).contains(&user.len())
+                    || !(1..=255).contains(&password.expose().len()))
+            {
+                return Err(Error::config(
+                    "the SOCKS5 user name and password must each be 1 to 255 bytes long (RFC 1929)",
+                ));
+            }
+        }
+        if let Some(local) = self.local_address {
+            // The TCP connection goes to the proxy when there is one.
+            let (what, host) = match &self.socks5 {
+                Some(p) => ("SOCKS5 proxy", p.host.as_str()),
+                None => ("server", self.host.as_str()),
+            };
+            if let Ok(ip) = host.parse::<IpAddr>()
+                && ip.is_ipv4() != local.is_ipv4()
+            {
+                return Err(Error::config(format!(
+                    "the local address {local} and the {what} address {ip} are of different IP families"
+                )));
+            }
         }
         Ok(())
     }
@@ -535,7 +693,7 @@ fn percent_decode(s: &str) -> Result<String, Error> {
 }
 
 /// Splits `host[:port]` with IPv6 literals in brackets (or bare when there is no port).
-fn split_host_port(s: &str) -> Result<(String, Option<u16>), Error> {
+pub(crate) fn split_host_port(s: &str) -> Result<(String, Option<u16>), Error> {
     let bad_port = |p: &str| Error::config(format!("invalid port {p:?} in {s:?}"));
     if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest
@@ -568,13 +726,19 @@ fn parse_url(url: &str) -> Result<ConnectOptions, Error> {
         Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
         None => ("smtp".to_owned(), url),
     };
+    // `lmtp+unix:///path`, `smtp+unix:///path`: a Unix-domain socket.
+    let (scheme, unix) = match scheme.strip_suffix("+unix") {
+        Some(base) => (base.to_owned(), true),
+        None => (scheme, false),
+    };
     let (default_port, default_tls, protocol) = match scheme.as_str() {
         "smtp" | "submission" => (SUBMISSION_PORT, TlsMode::Auto, Protocol::Smtp),
         "smtps" | "submissions" => (SUBMISSIONS_PORT, TlsMode::Implicit, Protocol::Smtp),
         "lmtp" => (LMTP_PORT, TlsMode::Auto, Protocol::Lmtp),
         other => {
             return Err(Error::config(format!(
-                "unsupported URL scheme {other:?}: use smtp://, smtps:// or lmtp://"
+                "unsupported URL scheme {other:?}: use smtp://, smtps://, lmtp://, or lmtp+unix:///path and \
+                 smtp+unix:///path for a Unix socket"
             )));
         }
     };
@@ -582,20 +746,36 @@ fn parse_url(url: &str) -> Result<ConnectOptions, Error> {
         Some((r, q)) => (r, Some(q)),
         None => (rest, None),
     };
-    let rest = rest.trim_end_matches('/');
-    if rest.contains('/') {
-        return Err(Error::config(format!("unexpected path in {url:?}")));
-    }
-    let (userinfo, hostport) = match rest.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, rest),
+    let (mut options, userinfo) = if unix {
+        let path = percent_decode(rest)?;
+        if !path.starts_with('/') {
+            return Err(Error::config(format!(
+                "{url:?}: a Unix socket URL takes an absolute path after the scheme, as in \
+                 lmtp+unix:///run/dovecot/lmtp"
+            )));
+        }
+        let mut options = ConnectOptions::unix(path);
+        if default_tls == TlsMode::Implicit {
+            options.tls = TlsMode::Implicit;
+        }
+        (options, None)
+    } else {
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') {
+            return Err(Error::config(format!("unexpected path in {url:?}")));
+        }
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let (host, port) = split_host_port(hostport)?;
+        if host.is_empty() {
+            return Err(Error::config(format!("no host in {url:?}")));
+        }
+        let mut options = ConnectOptions::new(host, port.unwrap_or(default_port));
+        options.tls = default_tls;
+        (options, userinfo)
     };
-    let (host, port) = split_host_port(hostport)?;
-    if host.is_empty() {
-        return Err(Error::config(format!("no host in {url:?}")));
-    }
-    let mut options = ConnectOptions::new(host, port.unwrap_or(default_port));
-    options.tls = default_tls;
     options.session.protocol = protocol;
     if let Some(userinfo) = userinfo {
         let (user, password) = match userinfo.split_once(':') {
@@ -692,10 +872,68 @@ mod tests {
         let o: ConnectOptions = "mx.example".parse().unwrap();
         assert_eq!(o.port, 587);
 
+        let o = ConnectOptions::from_url("lmtp+unix:///run/dovecot/lmtp?helo=c.example").unwrap();
+        assert_eq!(
+            o.unix_socket.as_deref(),
+            Some(std::path::Path::new("/run/dovecot/lmtp"))
+        );
+        assert_eq!((o.session.protocol, o.tls), (Protocol::Lmtp, TlsMode::None));
+        assert_eq!(o.authority(), "unix:/run/dovecot/lmtp");
+        assert_eq!(o.session_config(TlsPolicy::None, false).port, None);
+        let o = ConnectOptions::from_url("smtp+unix:///tmp/s%20ock?tls=auto").unwrap();
+        assert_eq!(
+            o.unix_socket.as_deref(),
+            Some(std::path::Path::new("/tmp/s ock"))
+        );
+        assert_eq!(
+            (o.session.protocol, o.effective_tls()),
+            (Protocol::Smtp, TlsMode::StartTls)
+        );
+        assert!(ConnectOptions::from_url("lmtp+unix://relative/path").is_err());
         assert!(ConnectOptions::from_url("smtps://h?tls=starttls").is_err());
         assert!(ConnectOptions::from_url("http://h").is_err());
         assert!(ConnectOptions::from_url("smtp://h:x").is_err());
         assert!(ConnectOptions::from_url("smtp://h?tls=bogus").is_err());
+    }
+
+    #[test]
+    fn transports_are_validated() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let unix = ConnectOptions::unix("/run/lmtp");
+        assert!(unix.validate().is_ok());
+        assert!(
+            unix.clone()
+                .with_socks5("127.0.0.1:1080", None)
+                .validate()
+                .is_err()
+        );
+        assert!(unix.with_local_address(ip("127.0.0.2")).validate().is_err());
+
+        let o = ConnectOptions::new("127.0.0.1", 25).with_local_address(ip("::1"));
+        assert!(
+            o.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("different IP families")
+        );
+        let o = ConnectOptions::new("mx.example", 25).with_local_address(ip("::1"));
+        assert!(o.validate().is_ok());
+        let o = ConnectOptions::new("::1", 25)
+            .with_socks5("127.0.0.1", None)
+            .with_local_address(ip("127.0.0.2"));
+        assert!(o.validate().is_ok());
+        assert_eq!(o.socks5.as_ref().unwrap().port, 1080);
+
+        let o = ConnectOptions::new("mx.example", 25)
+            .with_socks5("[::1]:1081", Some(("u".into(), "hunter2".into())));
+        assert!(o.validate().is_ok());
+        assert_eq!(o.socks5.as_ref().unwrap().authority(), "[::1]:1081");
+        assert!(!format!("{o:?}").contains("hunter2"));
+        let o = ConnectOptions::new("mx.example", 25).with_socks5("proxy:x", None);
+        assert!(o.validate().is_err());
+        let o = ConnectOptions::new("mx.example", 25)
+            .with_socks5("p:1", Some((String::new(), "pw".into())));
+        assert!(o.validate().is_err());
     }
 
     #[test]

@@ -127,8 +127,12 @@ pub struct SendReport {
     pub error: Option<Error>,
     /// The TLS in use.
     pub tls: TlsUsed,
-    /// Body bytes taken from the source.
+    /// Body bytes taken from the source (summed over the transactions).
     pub body_bytes: u64,
+    /// How many transactions this report covers: 1, or more when recipients the server asked to get the message
+    /// separately (`retry_separately`: LIMITS RCPTMAX, "too many recipients") were sent it again in further
+    /// transactions (see [`crate::resend`]).
+    pub transactions: usize,
 }
 
 impl SendReport {
@@ -172,6 +176,7 @@ impl SendReport {
             error,
             tls,
             body_bytes,
+            transactions: 1,
         })
     }
 

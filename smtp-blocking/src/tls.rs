@@ -1,6 +1,6 @@
 //! Every rustls call of the crate lives here: building the [`rustls::ClientConfig`] from [`TlsOptions`], the
 //! server name, human-readable handshake errors, and (crate-private) the blocking handshake and record layer over
-//! a `TcpStream`.
+//! a TCP or Unix socket.
 //!
 //! [`build_client_config`], [`server_name`] and [`describe_tls_error`] do no I/O and are meant to be reused by the
 //! async adapter.
@@ -17,6 +17,7 @@ use smtp_proto::PeerSpeaks;
 
 use crate::error::{Error, ErrorKind};
 use crate::options::{Pem, TlsOptions, TrustRoots};
+use crate::transport::Socket;
 
 /// The crypto provider: ring (no C/assembly toolchain beyond what ring needs; no aws-lc).
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -245,14 +246,15 @@ pub fn random_bytes<const N: usize>() -> Option<[u8; N]> {
 
 // ----- blocking record layer (crate-private) -----
 
-/// A TLS session over a blocking `TcpStream`. Timeouts are the socket's, set by the caller before each call.
+/// A TLS session over a blocking socket (TCP or Unix). Timeouts are the socket's, set by the caller before each
+/// call.
 pub(crate) struct TlsStream {
     conn: ClientConnection,
-    sock: TcpStream,
+    sock: Socket,
 }
 
 impl TlsStream {
-    pub(crate) fn socket(&self) -> &TcpStream {
+    pub(crate) fn socket(&self) -> &Socket {
         &self.sock
     }
 
@@ -335,7 +337,7 @@ const OBSERVED_CAP: usize = 64;
 /// Runs the client handshake on `sock` until `deadline`. Returns the session, or the failure and the first bytes
 /// the server sent (so a plaintext `220` can be diagnosed).
 pub(crate) fn handshake(
-    sock: TcpStream,
+    sock: Socket,
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
     deadline: Instant,

@@ -299,7 +299,11 @@ fn json_shape_and_exit_codes_for_rejection_and_partial() {
     assert_eq!(code(&out), 0);
     let v = json(&out);
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["error", "outcome", "recipients", "tls"]);
+    assert_eq!(
+        keys,
+        ["error", "outcome", "recipients", "tls", "transactions"]
+    );
+    assert_eq!(v["transactions"], 1);
     let rkeys: Vec<&str> = v["recipients"][0]
         .as_object()
         .unwrap()
@@ -307,6 +311,52 @@ fn json_shape_and_exit_codes_for_rejection_and_partial() {
         .map(String::as_str)
         .collect();
     assert_eq!(rkeys, ["accepted", "address", "code", "enhanced", "text"]);
+}
+
+#[test]
+fn recipients_the_server_defers_get_the_message_in_a_further_transaction() {
+    // RFC 9422 RCPTMAX=2: five recipients take three transactions on one connection, all delivered.
+    let server = start(
+        ServerConfig::new()
+            .limits(Some("RCPTMAX=2"))
+            .max_recipients(2),
+    );
+    let to: Vec<String> = (1..=5).map(|i| format!("r{i}@example.org")).collect();
+    let mut args = vec![
+        "--server".to_owned(),
+        server_arg(&server),
+        "--tls".to_owned(),
+        "none".to_owned(),
+        "--from".to_owned(),
+        "a@example.org".to_owned(),
+        "--subject".to_owned(),
+        "deferred recipients".to_owned(),
+        "--json".to_owned(),
+        "--timeout".to_owned(),
+        "5".to_owned(),
+    ];
+    for t in &to {
+        args.push("--to".to_owned());
+        args.push(t.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&args, &[], None, Duration::from_secs(10));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["outcome"], "accepted");
+    assert_eq!(v["transactions"], 3);
+    let got: Vec<&str> = v["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, to.iter().map(String::as_str).collect::<Vec<_>>());
+    let batches: Vec<Vec<String>> = server.messages().into_iter().map(|m| m.rcpt_to).collect();
+    assert_eq!(
+        batches,
+        vec![to[0..2].to_vec(), to[2..4].to_vec(), to[4..5].to_vec()]
+    );
 }
 
 #[test]

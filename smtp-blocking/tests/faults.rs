@@ -540,7 +540,7 @@ impl Read for Generated {
         let n = buf.len().min(self.left).min(1000);
         for b in &mut buf[..n] {
             self.line += 1;
-            *b = if self.line % 78 == 0 {
+            *b = if self.line.is_multiple_of(78) {
                 b'\n'
             } else {
                 b'a' + (self.line % 26) as u8

@@ -447,7 +447,7 @@ fn every_resolved_address_is_tried() {
     // IPv6-first resolution must fall through to IPv4.
     let t = token("resolve");
     let mut conn = Connection::connect(&server("AIOSMTPD_PLAIN_PORT", TlsMode::None)).unwrap();
-    assert!(conn.peer_addr().ip().is_loopback());
+    assert!(conn.peer_addr().ip().is_some_and(|ip| ip.is_loopback()));
     assert_eq!(
         send_token(&mut conn, "sender@example.test", &["rcpt@example.test"], &t).outcome,
         Outcome::Accepted

@@ -342,8 +342,9 @@ impl Transaction {
 ///   [`handle_timeout`](Self::handle_timeout), [`tls_established`](Self::tls_established) /
 ///   [`tls_failed`](Self::tls_failed).
 /// * **Commands** from the application: [`send_mail`](Self::send_mail), [`write_body`](Self::write_body),
-///   [`finish_body`](Self::finish_body), [`noop`](Self::noop), [`quit`](Self::quit). A [`UsageError`] leaves the
-///   machine unchanged.
+///   [`finish_body`](Self::finish_body), [`noop`](Self::noop), [`quit`](Self::quit) (or
+///   [`quit_after_transaction`](Self::quit_after_transaction), QUIT pipelined behind the message). A
+///   [`UsageError`] leaves the machine unchanged.
 /// * **Outputs**, drained after every input or command, in this order:
 ///   1. [`poll_transmit`](Self::poll_transmit) until `None`, writing each chunk fully to the connection;
 ///   2. [`poll_event`](Self::poll_event) until `None` (handling an event may issue commands: go back to 1);
@@ -371,6 +372,10 @@ pub struct Client {
     starttls_attempted: bool,
     authenticated: bool,
     auth: Option<(Exchange, bool, u8)>,
+    /// A refused OAuth token is waiting for [`Client::retry_auth`] ([`Config::token_refresh`]).
+    auth_paused: bool,
+    /// [`Client::retry_auth`] was used: a second refusal closes the session.
+    auth_retried: bool,
     tx: Option<Transaction>,
     next_tx: u64,
     quit_requested: bool,
@@ -409,6 +414,8 @@ impl Client {
             starttls_attempted: false,
             authenticated: false,
             auth: None,
+            auth_paused: false,
+            auth_retried: false,
             tx: None,
             next_tx: 1,
             quit_requested: false,
@@ -834,8 +841,59 @@ impl Client {
                 self.phase = Phase::Quitting;
                 self.flush_quit();
             }
+            // Paused after a refused token (Event::AuthRejected): nothing is outstanding, so end politely.
+            Phase::Opening if self.auth_paused => {
+                self.auth_paused = false;
+                self.quit_requested = true;
+                self.phase = Phase::Quitting;
+                self.flush_quit();
+            }
             _ => self.close(None),
         }
+    }
+
+    /// Ends the session after the transaction in progress: `QUIT` goes out right behind the end of its data (the
+    /// final dot or `BDAT <n> LAST`, in the same write) when the server offers PIPELINING (RFC 2920 §3.1 allows QUIT
+    /// as the last command of a group), otherwise once the verdict arrived. That saves the QUIT round trip when the
+    /// caller knows this is the last message on the connection.
+    ///
+    /// The transaction is reported first, as always ([`Event::TransactionComplete`]; a connection lost or a deadline
+    /// passed after the end of the data was sent still makes it `Unknown`, never delivered), then [`Event::Closed`]
+    /// with no error after the `221` or the server's close. No `RSET` follows a failed transaction and no other
+    /// transaction can start. Without a transaction in progress this is [`quit`](Self::quit).
+    pub fn quit_after_transaction(&mut self) {
+        match self.phase {
+            Phase::Ready if self.tx.is_some() => {
+                self.quit_requested = true;
+                self.flush_quit();
+            }
+            _ => self.quit(),
+        }
+    }
+
+    /// Tries AUTH again with fresh `credentials` after [`Event::AuthRejected`] (an OAuth token the server refused,
+    /// with [`Config::token_refresh`] on), on the same connection: the failed exchange left the SMTP session usable
+    /// (RFC 7628 §3.2.3, RFC 4954 §4). Once per session; a second refusal closes it with
+    /// [`ErrorKind::AuthFailed`] and the server's decoded status. Arms the AUTH deadline from `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError::NoAuthToRetry`] when no refused token is waiting (any other state, or already retried); the
+    /// machine is unchanged.
+    pub fn retry_auth(
+        &mut self,
+        credentials: crate::config::Credentials,
+        now: Instant,
+    ) -> Result<(), UsageError> {
+        if !self.auth_paused || self.phase != Phase::Opening || self.quit_requested {
+            return Err(UsageError::NoAuthToRetry);
+        }
+        self.auth_paused = false;
+        self.auth_retried = true;
+        self.config.credentials = Some(credentials);
+        self.wire.anchor = now;
+        self.after_hello();
+        Ok(())
     }
 
     // ----- outputs -----
@@ -1174,7 +1232,23 @@ impl Client {
             let kind = ErrorKind::AuthFailed {
                 details: exchange.error_details.take(),
             };
-            return self.close(Some(Error::new(kind, Stage::Auth, Some(reply))));
+            let error = Error::new(kind, Stage::Auth, Some(reply));
+            let token = matches!(
+                exchange.mechanism(),
+                Mechanism::XOAuth2 | Mechanism::OAuthBearer
+            );
+            // RFC 7628 §3.2.3: after the failure reply the SMTP session goes on, so a fresh token may be tried on it.
+            if self.config.token_refresh
+                && token
+                && !self.auth_retried
+                && code.is_permanent()
+                && code != ReplyCode::SERVICE_NOT_AVAILABLE
+            {
+                self.auth_paused = true;
+                self.events.push_back(Event::AuthRejected { error });
+                return;
+            }
+            return self.close(Some(error));
         }
         if rounds >= self.config.max_auth_rounds {
             return self.close(Some(Error::new(
@@ -1316,7 +1390,12 @@ impl Client {
         let delivered = report.outcome.is_delivered();
         self.events
             .push_back(Event::TransactionComplete(Box::new(report)));
-        if !delivered && self.phase == Phase::Ready {
+        if self.quit_requested {
+            // `quit_after_transaction`: the session ends here; QUIT (already sent or sent now) replaces RSET.
+            if self.phase == Phase::Ready {
+                self.phase = Phase::Quitting;
+            }
+        } else if !delivered && self.phase == Phase::Ready {
             // Leave no half-open transaction behind (RFC 5321 §4.1.1.5).
             self.wire.send(Command::Rset, Some(Pending::Rset));
         }
@@ -1324,11 +1403,15 @@ impl Client {
     }
 
     fn flush_quit(&mut self) {
-        if self.quit_requested
-            && !self.quit_sent
-            && self.tx.is_none()
-            && (self.pipelining() || self.wire.pending.is_empty())
-        {
+        if !self.quit_requested || self.quit_sent {
+            return;
+        }
+        let now = match &self.tx {
+            None => self.pipelining() || self.wire.pending.is_empty(),
+            // `quit_after_transaction`: right behind the end of the data, in the same write.
+            Some(tx) => tx.end_sent && self.pipelining(),
+        };
+        if now {
             self.quit_sent = true;
             self.wire.send(Command::Quit, Some(Pending::Quit));
         }

@@ -159,6 +159,11 @@ pub struct Config {
     /// Fresh random bytes for SASL nonces (SCRAM, RFC 5802). The core reads no randomness of its own: adapters fill
     /// this from the operating system for every connection. Without it SCRAM is not chosen.
     pub sasl_random: Option<[u8; 18]>,
+    /// When the server refuses an OAuth 2.0 bearer token (XOAUTH2, OAUTHBEARER RFC 7628 §3.2.2), pause instead of
+    /// closing: [`crate::Event::AuthRejected`] carries the decoded error, and the application either calls
+    /// [`crate::Client::retry_auth`] once with a fresh token or ends the session with [`crate::Client::quit`].
+    /// Off by default (the session closes with [`crate::ErrorKind::AuthFailed`]).
+    pub token_refresh: bool,
 }
 
 impl Config {
@@ -228,6 +233,7 @@ impl Default for Config {
             max_buffered_body: 256 * 1024,
             max_auth_rounds: 8,
             sasl_random: None,
+            token_refresh: false,
         }
     }
 }

@@ -312,6 +312,9 @@ pub enum UsageError {
         /// The server's limit.
         limit: u32,
     },
+    /// [`crate::Client::retry_auth`] was called while no refused token is waiting for a retry: only valid right
+    /// after [`crate::Event::AuthRejected`], once per session.
+    NoAuthToRetry,
 }
 
 impl fmt::Display for UsageError {
@@ -348,6 +351,9 @@ impl fmt::Display for UsageError {
             Self::MailMaxReached { limit } => write!(
                 f,
                 "the server allows {limit} transactions per connection (LIMITS MAILMAX); open a new connection"
+            ),
+            Self::NoAuthToRetry => f.write_str(
+                "no refused token is waiting for a retry: retry_auth is valid once, right after the AuthRejected event",
             ),
         }
     }

@@ -50,6 +50,14 @@ pub enum Event {
     },
     /// A transaction ended; the report has the outcome and every recipient's result.
     TransactionComplete(Box<TransactionReport>),
+    /// The server refused the OAuth 2.0 bearer token ([`crate::Config::token_refresh`] on): the session is paused
+    /// in the AUTH stage and still usable. Call [`crate::Client::retry_auth`] with fresh credentials (once), or
+    /// [`crate::Client::quit`]. `error` is [`crate::ErrorKind::AuthFailed`] with the server's decoded error
+    /// challenge (RFC 7628 §3.2.2 JSON: `status`, `scope`) and its final reply.
+    AuthRejected {
+        /// Why: the server's decoded status and reply.
+        error: Error,
+    },
     /// The reply to [`crate::Client::noop`].
     NoopReply {
         /// The reply.

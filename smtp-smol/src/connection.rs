@@ -1,4 +1,5 @@
-//! One SMTP/LMTP session over `async_io::Async<TcpStream>`: connecting, the drive loop, and sending.
+//! One SMTP/LMTP session over `async_io::Async` TCP or Unix sockets (directly or through a SOCKS5 proxy): connecting,
+//! the drive loop, and sending.
 //!
 //! The drive loop follows the core's contract ([`smtp_proto::Client`]): drain `poll_transmit`, then `poll_event`,
 //! then wait for bytes or `poll_timeout()`, whichever comes first. Every wait — reading a reply, writing a command or
@@ -8,14 +9,12 @@
 use std::fmt;
 use std::io;
 use std::mem;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use async_io::{Async, Timer};
 use futures_lite::io::AsyncRead;
-use smtp_blocking::{ConnectOptions, Error, ErrorKind, SendReport, TlsMode, TlsUsed};
+use smtp_blocking::{ConnectOptions, Error, ErrorKind, Peer, SendReport, TlsMode, TlsUsed};
 use smtp_proto::diagnose::{self, PeerSpeaks};
 use smtp_proto::{
     Capabilities, Client, Envelope, Event, Outcome, Reply, Stage, TlsPolicy, TransactionReport,
@@ -29,6 +28,10 @@ use crate::transcript::Transcript;
 /// Body bytes read from an [`AsyncRead`] source at a time.
 const BODY_CHUNK: usize = 64 * 1024;
 
+/// The first read from the source uses a smaller buffer (zeroing 64 KiB per message costs more than a small message's
+/// whole body); a read that fills it switches to [`BODY_CHUNK`].
+const FIRST_BODY_CHUNK: usize = 8 * 1024;
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// What a drive loop is trying to reach.
@@ -36,6 +39,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 enum Goal {
     Ready,
     Transaction,
+    /// A transaction with QUIT pipelined behind the end of its data: ends when the session closed.
+    LastTransaction,
     Noop,
     Closed,
 }
@@ -49,6 +54,8 @@ struct Progress {
     closed: bool,
     usage: Option<smtp_proto::UsageError>,
     body_error: Option<io::Error>,
+    /// The OAuth token provider failed after a refused token (the session is being ended with QUIT).
+    token_error: Option<Error>,
 }
 
 /// The body of the transaction being sent: a source and a buffer of bytes read but not yet taken by the core.
@@ -85,7 +92,7 @@ pub struct Connection {
     io: Io,
     client: Client,
     settings: Arc<Settings>,
-    peer: SocketAddr,
+    peer: Peer,
     tls: TlsUsed,
     tls_details: Option<String>,
     capabilities: Option<Capabilities>,
@@ -129,7 +136,8 @@ impl Connection {
 
     /// Opens a session with resolved settings (shared by a pool).
     pub(crate) async fn open(settings: Arc<Settings>) -> Result<Self, Error> {
-        let mode = settings.options.tls;
+        // `Auto` on a Unix socket is STARTTLS required: no port rules there.
+        let mode = settings.options.effective_tls();
         if mode == TlsMode::Auto {
             return crate::auto::open(settings).await;
         }
@@ -149,8 +157,10 @@ impl Connection {
         greeted: Option<Arc<AtomicBool>>,
         mut transcript: Transcript,
     ) -> Result<Self, Error> {
-        let (socket, peer) = connect_tcp(settings, &mut transcript).await?;
-        let mut config = settings.options.session_config(policy, transcript.wanted());
+        let (socket, peer) = crate::transport::connect(settings, &mut transcript).await?;
+        let mut config = settings
+            .options
+            .connect_config(policy, transcript.wanted())?;
         if config.sasl_random.is_none() {
             // SCRAM nonces: fresh per connection (the core reads no randomness itself).
             config.sasl_random = smtp_blocking::tls::random_bytes();
@@ -186,6 +196,9 @@ impl Connection {
             conn.greeted = None;
             return Ok(conn);
         }
+        if let Some(e) = progress.token_error {
+            return Err(e);
+        }
         let error = conn.session_error();
         Err(conn.diagnose_silence(error, policy).await)
     }
@@ -200,7 +213,11 @@ impl Connection {
         if !silent || policy == TlsPolicy::Implicit || self.settings.options.tls == TlsMode::Auto {
             return error;
         }
-        let probe = tls::probe_implicit_tls(self.peer, &self.settings);
+        // Only a direct TCP connection can be probed on a second connection.
+        let Some(addr) = self.peer.socket_addr() else {
+            return error;
+        };
+        let probe = tls::probe_implicit_tls(addr, &self.settings);
         let speaks = self
             .io
             .race(
@@ -239,22 +256,36 @@ impl Connection {
     /// Before reusing a connection idle for longer than [`ConnectOptions::noop_after_idle`], it is checked with
     /// `NOOP`; with [`ConnectOptions::reconnect`], a connection found closed at that point (or closed by an earlier
     /// error) is reopened first. Never reopened in the middle of a message: nothing is sent twice.
+    ///
+    /// One transaction: a streamed body cannot be replayed, so recipients the server asks to get the message
+    /// separately (LIMITS RCPTMAX, "too many recipients") are only reported, with
+    /// [`retry_separately`](smtp_blocking::RecipientResult::retry_separately) set;
+    /// [`send_bytes`](Self::send_bytes) and [`send_reopen`](Self::send_reopen) send the message again to them.
     pub async fn send(
         &mut self,
         envelope: &Envelope,
         mut body: impl AsyncRead + Unpin,
     ) -> Result<SendReport, Error> {
-        self.attempt(envelope, &mut body, None).await.result
+        self.attempt_renewing(envelope, &mut body, None)
+            .await
+            .result
     }
 
     /// Sends one message whose body is in memory. See [`send`](Self::send).
+    ///
+    /// Also declares its size (RFC 1870 `SIZE=`) unless the envelope already does, and sends the message again to
+    /// the recipients the server asked to get it separately (LIMITS RCPTMAX, "too many recipients"), as
+    /// [`send_reopen`](Self::send_reopen) does: one merged report.
     pub async fn send_bytes(
         &mut self,
         envelope: &Envelope,
         body: &[u8],
     ) -> Result<SendReport, Error> {
-        let mut body = body;
-        self.attempt(envelope, &mut body, None).await.result
+        let mut envelope = envelope.clone();
+        if envelope.size.is_none() {
+            envelope = envelope.with_size(body.len() as u64);
+        }
+        self.send_reopen(&envelope, || Ok(body)).await
     }
 
     /// Like [`send`](Self::send), calling `progress` with the number of body bytes read from `body` so far, each
@@ -265,9 +296,30 @@ impl Connection {
         mut body: impl AsyncRead + Unpin,
         mut progress: impl FnMut(u64) + Send,
     ) -> Result<SendReport, Error> {
-        self.attempt(envelope, &mut body, Some(&mut progress))
+        self.attempt_renewing(envelope, &mut body, Some(&mut progress))
             .await
             .result
+    }
+
+    /// Sends one message like [`send`](Self::send) and ends the session: `QUIT` goes out in the same write as the
+    /// end of the data when the server offers PIPELINING (see
+    /// [`Client::quit_after_transaction`](smtp_proto::Client::quit_after_transaction)), which saves the QUIT round
+    /// trip on a connection used for one message. The report is the message's, as with `send`; the connection is
+    /// closed afterwards whatever happened.
+    pub async fn send_and_quit(
+        mut self,
+        envelope: &Envelope,
+        mut body: impl AsyncRead + Unpin,
+    ) -> Result<SendReport, Error> {
+        let result = self
+            .attempt_with(envelope, &mut body, None, Goal::LastTransaction)
+            .await
+            .result;
+        if self.closed.is_none() && !self.is_poisoned() {
+            // The transaction never started (e.g. the envelope was refused before anything was sent).
+            let _ = self.quit().await;
+        }
+        result
     }
 
     pub(crate) async fn attempt<'a, R: AsyncRead + Unpin + ?Sized>(
@@ -275,6 +327,17 @@ impl Connection {
         envelope: &Envelope,
         body: &'a mut R,
         progress: Option<&'a mut (dyn FnMut(u64) + Send)>,
+    ) -> Attempt {
+        self.attempt_with(envelope, body, progress, Goal::Transaction)
+            .await
+    }
+
+    async fn attempt_with<'a, R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        envelope: &Envelope,
+        body: &'a mut R,
+        progress: Option<&'a mut (dyn FnMut(u64) + Send)>,
+        goal: Goal,
     ) -> Attempt {
         let failed = |e| Attempt {
             result: Err(e),
@@ -285,7 +348,7 @@ impl Connection {
         }
         let mut source = Body {
             source: body,
-            buf: vec![0; BODY_CHUNK].into_boxed_slice(),
+            buf: vec![0; FIRST_BODY_CHUNK].into_boxed_slice(),
             start: 0,
             end: 0,
             eof: false,
@@ -293,7 +356,7 @@ impl Connection {
             progress,
         };
         let progress = self
-            .drive(Goal::Transaction, Some(&mut source), Some(envelope.clone()))
+            .drive(goal, Some(&mut source), Some(envelope.clone()))
             .await;
         let body_read = source.read;
         self.finish_op();
@@ -451,6 +514,19 @@ impl Connection {
         Ok(())
     }
 
+    /// Ends this session with QUIT and opens a new one with the same options: the server's LIMITS MAILMAX
+    /// (RFC 9422 §4.1) was reached on this one.
+    pub(crate) async fn renew(&mut self) -> Result<(), Error> {
+        if self.closed.is_none() && !self.is_poisoned() {
+            self.client.quit();
+            let _ = self
+                .drive::<futures_lite::io::Empty>(Goal::Closed, None, None)
+                .await;
+            self.finish_op();
+        }
+        self.reconnect().await
+    }
+
     /// Whether AUTH succeeded.
     pub fn is_authenticated(&self) -> bool {
         self.client.is_authenticated()
@@ -467,9 +543,9 @@ impl Connection {
         self.tls_details.as_deref()
     }
 
-    /// The server's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    /// What this connection is connected to: an address, a Unix socket, or a server through a SOCKS5 proxy.
+    pub fn peer_addr(&self) -> &Peer {
+        &self.peer
     }
 
     /// Transactions attempted on this connection.
@@ -507,6 +583,10 @@ impl Connection {
         self.pooled = true;
     }
 
+    pub(crate) fn is_pooled(&self) -> bool {
+        self.pooled
+    }
+
     /// Called when an operation's drive loop ends normally.
     fn finish_op(&mut self) {
         if self.closed.is_some() {
@@ -536,6 +616,36 @@ impl Connection {
     fn transmit(&mut self) {
         while let Some(bytes) = self.client.poll_transmit(Instant::now()) {
             self.io.queue(bytes);
+        }
+    }
+
+    /// After a refused OAuth token (RFC 7628 §3.2.3: the session survives it): asks the provider for a fresh token
+    /// and retries AUTH once; when the provider fails, ends the session with QUIT and keeps its error.
+    fn refresh_token(&mut self, error: smtp_proto::Error, p: &mut Progress) {
+        let details = match error.kind() {
+            smtp_proto::ErrorKind::AuthFailed { details } => details.clone(),
+            _ => None,
+        };
+        self.transcript.note(format!(
+            "the server refused the OAuth token{}: asking the token provider for a fresh one",
+            details
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        ));
+        let request = smtp_blocking::oauth::TokenRequest::Refresh { details };
+        let fresh = match &self.settings.options.oauth {
+            Some(source) => source.credentials(&request),
+            None => Err(Error::from_proto(error)),
+        };
+        let result = fresh.and_then(|credentials| {
+            self.client
+                .retry_auth(credentials, Instant::now())
+                .map_err(|u| Error::new(ErrorKind::Message(u), Stage::Auth))
+        });
+        if let Err(e) = result {
+            p.token_error = Some(e);
+            self.client.quit();
         }
     }
 
@@ -593,6 +703,7 @@ impl Connection {
                         p.report = Some(*report);
                     }
                     Event::NoopReply { reply } => p.noop = Some(reply),
+                    Event::AuthRejected { error } => self.refresh_token(error, &mut p),
                     Event::Closed { error } => {
                         self.note_closed(error);
                         p.closed = true;
@@ -604,7 +715,12 @@ impl Connection {
             if envelope.is_some() && self.client.is_idle() {
                 let env = envelope.take().expect("checked");
                 match self.client.send_mail(env) {
-                    Ok(_) => again = true,
+                    Ok(_) => {
+                        if goal == Goal::LastTransaction {
+                            self.client.quit_after_transaction();
+                        }
+                        again = true;
+                    }
                     Err(u) => {
                         p.usage = Some(u);
                         return p;
@@ -619,15 +735,16 @@ impl Connection {
                     Goal::Ready => p.ready,
                     Goal::Transaction => p.report.is_some() && self.client.is_idle(),
                     Goal::Noop => p.noop.is_some(),
-                    Goal::Closed => false,
+                    Goal::LastTransaction | Goal::Closed => false,
                 };
             // Leave only with nothing left to write, so an idle connection owes nothing.
             if reached && (self.io.is_drained() || p.closed) {
                 return p;
             }
-            // 3. Feed the body while the write queue is empty (back-pressure: the socket sets the pace).
+            // 3. Feed the body while the write queue is small (back-pressure: the socket sets the pace). Not only
+            //    when it is empty: a small body joins the pipelined commands in one write (CHUNKING).
             if body_open
-                && self.io.is_drained()
+                && self.io.queued() < crate::io::COALESCE
                 && let Some(b) = body.as_deref_mut()
             {
                 match self.feed_body(b).await {
@@ -678,6 +795,10 @@ impl Connection {
                     // An error here means the transaction already failed; its report follows.
                     let _ = self.client.finish_body();
                     return Ok(false);
+                }
+                if b.end == b.buf.len() && b.buf.len() < BODY_CHUNK {
+                    // The last read filled the small first buffer: a large body.
+                    b.buf = vec![0; BODY_CHUNK].into_boxed_slice();
                 }
                 let deadline = self.client.poll_timeout();
                 match self
@@ -807,82 +928,6 @@ fn poisoned() -> Error {
         "an earlier operation on this connection was cancelled mid-way (its future was dropped); the connection \
          cannot be reused",
     )
-}
-
-/// Resolves the host (on the `blocking` thread pool unless it is an IP literal) and connects to each address in
-/// turn (IPv6 and IPv4, in resolver order), each within the connect timeout.
-async fn connect_tcp(
-    settings: &Settings,
-    transcript: &mut Transcript,
-) -> Result<(Async<TcpStream>, SocketAddr), Error> {
-    let options = &settings.options;
-    let host = options.host.clone();
-    let port = options.port;
-    let timeout = options.connect_timeout;
-    let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => {
-            let lookup = host.clone();
-            let resolved = futures_lite::future::or(
-                async move {
-                    Some(blocking::unblock(move || (lookup.as_str(), port).to_socket_addrs()).await)
-                },
-                async {
-                    Timer::after(timeout).await;
-                    None
-                },
-            )
-            .await;
-            match resolved {
-                Some(Ok(a)) => a.collect(),
-                Some(Err(e)) => {
-                    return Err(Error::new(ErrorKind::Resolve, Stage::Connect)
-                        .with_context(host)
-                        .with_cause(e));
-                }
-                None => {
-                    let e = io::Error::new(io::ErrorKind::TimedOut, "name resolution timed out");
-                    return Err(Error::new(ErrorKind::Resolve, Stage::Connect)
-                        .with_context(host)
-                        .with_cause(e));
-                }
-            }
-        }
-    };
-    if addrs.is_empty() {
-        return Err(Error::new(ErrorKind::Resolve, Stage::Connect).with_context(host));
-    }
-    let mut last = None;
-    for addr in &addrs {
-        let attempt = futures_lite::future::or(
-            async { Some(Async::<TcpStream>::connect(*addr).await) },
-            async {
-                Timer::after(timeout).await;
-                None
-            },
-        )
-        .await;
-        match attempt {
-            Some(Ok(s)) => {
-                let _ = s.get_ref().set_nodelay(true);
-                return Ok((s, *addr));
-            }
-            Some(Err(e)) => {
-                transcript.note(format!("connecting to {addr} failed: {e}"));
-                last = Some(e);
-            }
-            None => {
-                transcript.note(format!("connecting to {addr} timed out after {timeout:?}"));
-                last = Some(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
-            }
-        }
-    }
-    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-    let mut e = Error::new(ErrorKind::Connect, Stage::Connect).with_context(list.join(", "));
-    if let Some(cause) = last {
-        e = e.with_cause(cause);
-    }
-    Err(e)
 }
 
 impl Drop for Connection {

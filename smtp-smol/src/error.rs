@@ -2,6 +2,7 @@
 //! cause, [`Error::is_transient`], a `Display` sentence a user can act on). This module only adds the pool's own
 //! cases.
 
+pub use smtp_blocking::error::{ProxyError, ReplyCode};
 pub use smtp_blocking::{Error, ErrorKind};
 use smtp_proto::Stage;
 

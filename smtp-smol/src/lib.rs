@@ -10,6 +10,10 @@
 //!   handshake and body read is raced against the core's deadline (`async_io::Timer::at(poll_timeout())`), so a
 //!   silent or dribbling server cannot hold a task past the deadline of the stage it is in. Bodies stream from any
 //!   [`futures_lite::AsyncRead`] with back-pressure: memory stays flat whatever the message size.
+//! * Transports, as in the blocking adapter: a Unix-domain socket ([`ConnectOptions::unix`], `lmtp+unix:///path`),
+//!   a SOCKS5 proxy ([`ConnectOptions::with_socks5`]; the handshake is `smtp_blocking::socks`, driven here with
+//!   `async-io`), a chosen local source address ([`ConnectOptions::with_local_address`]; socket2, non-blocking
+//!   connect). [`Connection::peer_addr`] says which ([`Peer`]).
 //! * [`Pool`]: bounded connections per server, idle timeout, `NOOP` before reusing a connection that idled,
 //!   reconnection after `421`, a bound on messages per connection. Cloned handles share the pool.
 //!
@@ -49,18 +53,22 @@ mod connection;
 pub mod error;
 mod io;
 mod pool;
+mod resend;
 mod settings;
 mod tls;
 mod transcript;
+mod transport;
 
 pub use connection::Connection;
 pub use error::{Error, ErrorKind};
 pub use pool::{Pool, PoolOptions, PoolStats, PooledConnection};
 pub use transcript::TRANSCRIPT_TARGET;
 
+/// OAuth 2.0 token providers ([`ConnectOptions::with_oauth_token_provider`]), shared with the blocking adapter.
+pub use smtp_blocking::oauth;
 pub use smtp_blocking::{
-    ClientCertificate, ConnectOptions, Direction, Outcome, Pem, RecipientResult, SendReport,
-    TlsMode, TlsOptions, TlsUsed, TranscriptLine, TranscriptSink, TrustRoots,
+    ClientCertificate, ConnectOptions, Direction, Outcome, Peer, Pem, RecipientResult, SendReport,
+    Socks5Proxy, TlsMode, TlsOptions, TlsUsed, TranscriptLine, TranscriptSink, TrustRoots,
 };
 pub use smtp_proto;
 pub use smtp_proto::{

@@ -217,18 +217,50 @@ impl Pool {
     /// what is an error and what is a report). Retried on a new connection, up to
     /// [`PoolOptions::reconnect_attempts`] times, when the server closed the channel with `421` before accepting the
     /// message for anyone, or when a reused connection turned out to be closed before the end of data was sent.
+    ///
+    /// Declares the size (RFC 1870 `SIZE=`) unless the envelope does, and sends the message again to the recipients
+    /// the server asked to get it separately (LIMITS RCPTMAX, "too many recipients"), each further transaction on a
+    /// pooled connection: one merged report, as [`Connection::send_reopen`] gives. A connection that reached the
+    /// server's LIMITS MAILMAX is closed with QUIT and the transaction goes on another one.
     pub async fn send_bytes(
         &self,
         envelope: &Envelope,
         body: impl AsRef<[u8]>,
     ) -> Result<SendReport, Error> {
         let body = body.as_ref();
+        let mut envelope = envelope.clone();
+        if envelope.size.is_none() {
+            envelope = envelope.with_size(body.len() as u64);
+        }
+        let mut plan = smtp_blocking::resend::ResendPlan::new(&envelope);
+        while let Some(next) = plan.next_envelope() {
+            plan.record(self.send_bytes_once(&next, body).await)?;
+        }
+        plan.into_report()
+            .ok_or_else(|| Error::new(ErrorKind::ConnectionClosed, smtp_proto::Stage::Mail))
+    }
+
+    /// One transaction of [`send_bytes`](Self::send_bytes), retried on a new connection as documented there.
+    async fn send_bytes_once(&self, envelope: &Envelope, body: &[u8]) -> Result<SendReport, Error> {
         let mut retries = 0;
+        // Each connection found at the server's MAILMAX is retired; bounded in case every one is.
+        let mut mail_max_retired = 0;
         loop {
             let mut conn = self.get().await?;
             let reused = conn.reused;
             let mut reader = body;
             let attempt = conn.attempt(envelope, &mut reader, None).await;
+            if let Some(limit) = crate::resend::mail_max_reached(&attempt.result)
+                && mail_max_retired <= self.shared.options.max_connections
+            {
+                mail_max_retired += 1;
+                tracing::info!(
+                    target: TRANSCRIPT_TARGET,
+                    "* the server allows {limit} messages per connection (LIMITS MAILMAX): retiring it"
+                );
+                let _ = conn.detach().quit().await;
+                continue;
+            }
             self.release(conn).await;
             if should_retry(&attempt, reused) && retries < self.shared.options.reconnect_attempts {
                 retries += 1;
@@ -249,11 +281,24 @@ impl Pool {
         mut body: impl AsyncRead + Unpin,
     ) -> Result<SendReport, Error> {
         let mut retries = 0;
+        let mut mail_max_retired = 0;
         let mut source = Replay::new(&mut body);
         loop {
             let mut conn = self.get().await?;
             let reused = conn.reused;
             let attempt = conn.attempt(envelope, &mut source, None).await;
+            if let Some(limit) = crate::resend::mail_max_reached(&attempt.result)
+                && mail_max_retired <= self.shared.options.max_connections
+            {
+                // Refused before anything was sent or read: retire the connection, go on with another.
+                mail_max_retired += 1;
+                tracing::info!(
+                    target: TRANSCRIPT_TARGET,
+                    "* the server allows {limit} messages per connection (LIMITS MAILMAX): retiring it"
+                );
+                let _ = conn.detach().quit().await;
+                continue;
+            }
             self.release(conn).await;
             if should_retry(&attempt, reused)
                 && retries < self.shared.options.reconnect_attempts

@@ -83,7 +83,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Observed<S> {
     }
 }
 
-pub(crate) type Socket = Observed<Async<TcpStream>>;
+pub(crate) type Socket = Observed<crate::transport::Net>;
 
 /// The connection: plaintext until a handshake, TLS after it.
 #[derive(Debug)]
@@ -115,6 +115,17 @@ macro_rules! delegate {
             Stream::Gone => Poll::Ready(Err(gone())),
         }
     };
+}
+
+impl Stream {
+    /// Ready when a read may find something: for plaintext, once the socket reported readability (see
+    /// [`crate::transport::Net::poll_readable`]); for TLS always, since rustls may hold decrypted bytes already.
+    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Plain(s) => s.inner.poll_readable(cx),
+            Stream::Tls(_) | Stream::Gone => Poll::Ready(Ok(())),
+        }
+    }
 }
 
 impl AsyncRead for Stream {

@@ -148,6 +148,7 @@ pub struct ServerConfig {
     pub(crate) require_auth: bool,
     pub(crate) auth_mechanisms: Vec<String>,
     pub(crate) users: Vec<(String, String)>,
+    pub(crate) oauth_tokens: Vec<(String, String)>,
     pub(crate) rejected_senders: Vec<String>,
     pub(crate) rejected_recipients: Vec<String>,
     pub(crate) tempfailed_recipients: Vec<String>,
@@ -183,6 +184,7 @@ impl ServerConfig {
             require_auth: false,
             auth_mechanisms: vec!["PLAIN".to_owned(), "LOGIN".to_owned()],
             users: Vec::new(),
+            oauth_tokens: Vec::new(),
             rejected_senders: Vec::new(),
             rejected_recipients: Vec::new(),
             tempfailed_recipients: Vec::new(),
@@ -301,6 +303,19 @@ impl ServerConfig {
     pub fn user(mut self, name: &str, password: &str) -> Self {
         self.users.push((name.to_owned(), password.to_owned()));
         self
+    }
+
+    /// Add an OAuth 2.0 account: `XOAUTH2` and `OAUTHBEARER` (RFC 7628) succeed for `user` with bearer `token`.
+    /// Any other token gets the mechanism's JSON error challenge (`334` with `{"status":"invalid_token",…}` for
+    /// OAUTHBEARER, `{"status":"401",…}` for XOAUTH2), then `535 5.7.8` after the client's response; the session
+    /// goes on. Advertise the mechanisms with [`auth_mechanisms`](Self::auth_mechanisms).
+    pub fn oauth_token(mut self, user: &str, token: &str) -> Self {
+        self.oauth_tokens.push((user.to_owned(), token.to_owned()));
+        self
+    }
+
+    pub(crate) fn auth_enabled(&self) -> bool {
+        !self.users.is_empty() || !self.oauth_tokens.is_empty()
     }
 
     /// The mechanisms advertised after `AUTH` (default `["PLAIN", "LOGIN"]`). Only `PLAIN` and `LOGIN` can succeed;

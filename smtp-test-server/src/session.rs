@@ -435,7 +435,7 @@ impl Session {
         if self.starttls_offered() {
             keywords.push("STARTTLS".to_owned());
         }
-        if !cfg.users.is_empty() && !cfg.auth_mechanisms.is_empty() {
+        if cfg.auth_enabled() && !cfg.auth_mechanisms.is_empty() {
             keywords.push(format!("AUTH {}", cfg.auth_mechanisms.join(" ")));
         }
         if cfg.enhanced_status_codes {
@@ -517,7 +517,9 @@ impl Session {
         let mut words = arg.split(' ').filter(|w| !w.is_empty());
         let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
         let initial = words.next().map(str::to_owned);
-        let refuse = if self.cfg.users.is_empty() {
+        let oauth = matches!(mechanism.as_str(), "XOAUTH2" | "OAUTHBEARER")
+            && !self.cfg.oauth_tokens.is_empty();
+        let refuse = if !self.cfg.auth_enabled() {
             Some(self.one(502, "5.5.1", "Error: authentication not enabled"))
         } else if self.cfg.require_tls && !self.io.is_tls() {
             Some(self.one(530, "5.7.0", "Must issue a STARTTLS command first"))
@@ -528,7 +530,7 @@ impl Session {
         } else if self.txn.is_some() {
             Some(self.one(503, "5.5.1", "Error: MAIL transaction in progress"))
         } else if !self.cfg.auth_mechanisms.contains(&mechanism)
-            || !matches!(mechanism.as_str(), "PLAIN" | "LOGIN")
+            || !(oauth || matches!(mechanism.as_str(), "PLAIN" | "LOGIN"))
         {
             Some(self.one(504, "5.5.4", "Unrecognized authentication type"))
         } else {
@@ -536,6 +538,9 @@ impl Session {
         };
         if let Some(r) = refuse {
             return self.respond(Stage::Auth, r);
+        }
+        if oauth {
+            return self.oauth(&mechanism, initial);
         }
         // Collect (user, password) from the exchange; `Err(reply)` ends it early.
         let read = |this: &mut Self, prompt: &str, given: Option<String>| match given {
@@ -602,6 +607,60 @@ impl Session {
         self.respond(Stage::Auth, r)
     }
 
+    /// XOAUTH2 (`user=U^Aauth=Bearer T^A^A`) or OAUTHBEARER (RFC 7628: `n,a=U,^Aauth=Bearer T^A^A`): the token is
+    /// checked against [`ServerConfig::oauth_token`](crate::ServerConfig::oauth_token); a wrong one gets the JSON
+    /// error challenge, and after the client's response (RFC 7628 §3.2.3) `535 5.7.8`.
+    fn oauth(&mut self, mechanism: &str, initial: Option<String>) -> io::Result<Flow> {
+        let raw = match initial {
+            Some(text) => text.into_bytes(),
+            None => match self.prompt("")? {
+                Some(raw) => raw,
+                None => return Ok(Flow::Abort),
+            },
+        };
+        let decoded = BASE64.decode(&raw).unwrap_or_default();
+        let text = String::from_utf8_lossy(&decoded).into_owned();
+        let (mut user, mut token) = (None, None);
+        for part in text.split('\x01') {
+            if let Some(u) = part.strip_prefix("user=") {
+                user = Some(u.to_owned());
+            } else if let Some(t) = part.strip_prefix("auth=Bearer ") {
+                token = Some(t.to_owned());
+            } else if let Some(a) = part.strip_prefix("n,a=") {
+                // gs2-header authzid (RFC 5801 saslname: `=2C` is ',', `=3D` is '=').
+                let a = a.strip_suffix(',').unwrap_or(a);
+                user = Some(a.replace("=2C", ",").replace("=3D", "="));
+            }
+        }
+        let known = match (&user, &token) {
+            (Some(u), Some(t)) => self
+                .cfg
+                .oauth_tokens
+                .iter()
+                .any(|(cu, ct)| cu.eq_ignore_ascii_case(u) && ct == t),
+            _ => false,
+        };
+        let r = if known {
+            let user = user.unwrap_or_default();
+            self.auth_user = Some(user.clone());
+            self.io
+                .shared()
+                .with_session(self.id, |r| r.authenticated = Some(user));
+            self.one(235, "2.7.0", "Authentication successful")
+        } else {
+            let json = if mechanism == "XOAUTH2" {
+                r#"{"status":"401","schemes":"bearer","scope":"https://mail.test.example/"}"#
+            } else {
+                r#"{"status":"invalid_token","scope":"https://mail.test.example/","schemes":"Bearer"}"#
+            };
+            if self.prompt(&BASE64.encode(json))?.is_none() {
+                return Ok(Flow::Abort);
+            }
+            self.one(535, "5.7.8", "Authentication credentials invalid")
+        };
+        self.respond(Stage::Auth, r)
+    }
+
     /// Checks MAIL/RCPT parameters; `Err(reply)` for the first unsupported one.
     fn check_params(&self, params: &[String], mail: bool) -> Result<bool, Vec<String>> {
         let dsn = self
@@ -637,7 +696,7 @@ impl Session {
                     smtputf8 = true;
                     self.cfg.smtputf8 && value.is_empty()
                 }
-                (true, "AUTH") => !self.cfg.users.is_empty(),
+                (true, "AUTH") => self.cfg.auth_enabled(),
                 (true, "RET" | "ENVID") | (false, "NOTIFY" | "ORCPT") => dsn,
                 _ => false,
             };

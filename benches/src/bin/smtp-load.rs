@@ -32,6 +32,8 @@ struct Args {
     size: u64,
     connections: usize,
     new_connection: bool,
+    /// With `--new-connection`: QUIT after the message's verdict instead of pipelined behind its end.
+    separate_quit: bool,
     stream: bool,
     rtt: bool,
     samples: usize,
@@ -45,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
         size: 2048,
         connections: 1,
         new_connection: false,
+        separate_quit: false,
         stream: false,
         rtt: false,
         samples: 20,
@@ -61,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
                 args.connections = value()?.parse().map_err(|e| format!("{flag}: {e}"))?
             }
             "--new-connection" => args.new_connection = true,
+            "--separate-quit" => args.separate_quit = true,
             "--stream" => args.stream = true,
             "--rtt" => {
                 args.rtt = true;
@@ -175,6 +179,15 @@ fn ours_blocking(args: &Args, count: usize, body: &[u8]) -> Result<(), String> {
     let envelope = ours_envelope();
     let mut conn = None;
     for _ in 0..count {
+        if args.new_connection && !args.separate_quit && !args.stream {
+            // QUIT pipelined behind the end of the message.
+            let c = smtp_blocking::Connection::connect(&options).map_err(|e| e.to_string())?;
+            let report = c
+                .send_bytes_and_quit(&envelope, body)
+                .map_err(|e| e.to_string())?;
+            check_ours(&report)?;
+            continue;
+        }
         let c = match &mut conn {
             Some(c) => c,
             None => conn
@@ -244,6 +257,18 @@ async fn ours_smol_one(args: &Args, count: usize, body: &[u8]) -> Result<(), Str
     let envelope = ours_envelope();
     let mut conn = None;
     for _ in 0..count {
+        if args.new_connection && !args.separate_quit && !args.stream {
+            // QUIT pipelined behind the end of the message.
+            let c = smtp_smol::Connection::connect(&options)
+                .await
+                .map_err(|e| e.to_string())?;
+            let report = c
+                .send_and_quit(&envelope, body)
+                .await
+                .map_err(|e| e.to_string())?;
+            check_ours(&report)?;
+            continue;
+        }
         let c = match &mut conn {
             Some(c) => c,
             None => conn.insert(

@@ -512,7 +512,7 @@ impl Harness<'_> {
     fn misuse(&mut self, which: u8) {
         let in_tx = self.txs.last().is_some_and(|t| t.reports == 0);
         let (before, was_closed) = (self.client.poll_timeout(), self.client.is_closed());
-        match which % 4 {
+        match which % 5 {
             0 if in_tx || !self.ready || self.closed.is_some() => {
                 let result = self.client.send_mail(self.envelope(0));
                 self.check(
@@ -541,6 +541,17 @@ impl Harness<'_> {
                 let result = self.client.write_body(b"stray");
                 self.check(result.is_err(), "write_body accepted without a transaction");
                 self.check_unchanged("a refused write_body", before, was_closed);
+            }
+            4 => {
+                // The harness never turns `token_refresh` on, so no refused token can be waiting.
+                let result = self
+                    .client
+                    .retry_auth(Credentials::oauth2(USER, TOKEN), self.now);
+                self.check(
+                    matches!(result, Err(UsageError::NoAuthToRetry)),
+                    "retry_auth accepted without a refused token waiting",
+                );
+                self.check_unchanged("a refused retry_auth", before, was_closed);
             }
             _ => {}
         }

@@ -31,6 +31,13 @@ TLS MODES
   starttls        STARTTLS required.
   opportunistic   STARTTLS when offered, plaintext otherwise.
   none            plaintext (trusted test servers only).
+  With --unix-socket (or lmtp+unix:///path), the default is none: the socket is local; auto means STARTTLS required.
+
+TRANSPORTS
+  --unix-socket PATH      a Unix-domain socket, e.g. Dovecot's LMTP socket (with --lmtp or lmtp+unix:///PATH)
+  --socks5 HOST:PORT      through a SOCKS5 proxy; --socks5-user NAME with the password in SOCKS5_PASSWORD or
+                          the variable named by --socks5-password-env
+  --source-address IP     bind to this local address before connecting
 
 EXIT STATUS (sysexits)
   0   every recipient accepted the message
@@ -133,6 +140,23 @@ struct Cli {
     /// Print one JSON object on stdout: outcome, recipients, error, tls
     #[arg(long)]
     json: bool,
+    /// Connect to this Unix-domain socket instead of a host and port (TLS none unless --tls says otherwise; the
+    /// name TLS verifies is localhost, or the --server host)
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["socks5", "source_address"])]
+    unix_socket: Option<PathBuf>,
+    /// Reach the server through this SOCKS5 proxy (RFC 1928); the proxy resolves the server's name
+    #[arg(long, value_name = "HOST:PORT")]
+    socks5: Option<String>,
+    /// Authenticate to the SOCKS5 proxy as this user (RFC 1929); the password comes from --socks5-password-env
+    /// or SOCKS5_PASSWORD
+    #[arg(long, value_name = "NAME", requires = "socks5")]
+    socks5_user: Option<String>,
+    /// Read the SOCKS5 proxy password from this environment variable
+    #[arg(long, value_name = "VAR", requires = "socks5_user")]
+    socks5_password_env: Option<String>,
+    /// Connect from this local IP address (bind before connect)
+    #[arg(long, value_name = "IP")]
+    source_address: Option<std::net::IpAddr>,
 }
 
 /// A usage problem: exit 64.
@@ -242,6 +266,7 @@ fn report_json(r: &SendReport) -> Value {
         "recipients": recipients,
         "error": r.error.as_ref().map(error_json),
         "tls": r.tls.as_str(),
+        "transactions": r.transactions,
     })
 }
 
@@ -291,9 +316,48 @@ fn password(user: &str, var: Option<&str>) -> Result<String, Usage> {
     )))
 }
 
+/// The SOCKS5 proxy password: from the variable named by --socks5-password-env, else SOCKS5_PASSWORD (never from
+/// the command line).
+fn socks5_password(user: &str, var: Option<&str>) -> Result<String, Usage> {
+    let var = var.unwrap_or("SOCKS5_PASSWORD");
+    std::env::var(var).map_err(|_| {
+        usage(format!(
+            "no SOCKS5 password for {user}: set {var} (or name another variable with --socks5-password-env)"
+        ))
+    })
+}
+
 fn options(cli: &Cli) -> Result<ConnectOptions, Failure> {
     let mut o =
         ConnectOptions::from_url(&cli.server).map_err(|e| usage(format!("--server: {e}")))?;
+    if let Some(path) = &cli.unix_socket {
+        // The --server host (its scheme gives the protocol) stays the name TLS verifies.
+        let mut unix = ConnectOptions::unix(path.clone());
+        unix.host = o.host.clone();
+        unix.session = o.session.clone();
+        if o.tls == TlsMode::Implicit {
+            unix.tls = TlsMode::Implicit;
+        }
+        if o.unix_socket.is_some() {
+            return Err(
+                usage("--unix-socket and a +unix:// --server URL: give the socket once").into(),
+            );
+        }
+        o = unix;
+    }
+    if let Some(proxy) = &cli.socks5 {
+        let credentials = match &cli.socks5_user {
+            Some(user) => Some((
+                user.clone(),
+                socks5_password(user, cli.socks5_password_env.as_deref())?.into(),
+            )),
+            None => None,
+        };
+        o = o.with_socks5(proxy.clone(), credentials);
+    }
+    if let Some(ip) = cli.source_address {
+        o = o.with_local_address(ip);
+    }
     let url_user = o
         .session
         .credentials
@@ -376,6 +440,7 @@ fn options(cli: &Cli) -> Result<ConnectOptions, Failure> {
     if cli.transcript {
         o = o.with_transcript(transcript_printer());
     }
+    o.validate().map_err(|e| usage(e.to_string()))?;
     Ok(o)
 }
 
@@ -411,7 +476,12 @@ struct Body {
     source: Box<dyn Read>,
     size: Option<u64>,
     composed: Option<Arc<[u8]>>,
+    /// Opens the message again from its start (not for standard input), so that recipients the server defers
+    /// (RFC 9422 RCPTMAX, a 452 "too many recipients") get it in a further transaction.
+    reopen: Option<Reopen>,
 }
+
+type Reopen = Box<dyn FnMut() -> io::Result<Box<dyn Read>>>;
 
 fn message_id(from: &Address) -> String {
     let nanos = std::time::SystemTime::now()
@@ -509,10 +579,14 @@ fn compose(cli: &Cli, from: &Address) -> Result<Body, Failure> {
         .write_to_vec()
         .map_err(|e| usage(format!("composing the message failed: {e}")))?;
     let bytes: Arc<[u8]> = bytes.into();
+    let again = Arc::clone(&bytes);
     Ok(Body {
         size: Some(bytes.len() as u64),
         source: Box::new(io::Cursor::new(Arc::clone(&bytes))),
         composed: Some(bytes),
+        reopen: Some(Box::new(move || {
+            Ok(Box::new(io::Cursor::new(Arc::clone(&again))) as Box<dyn Read>)
+        })),
     })
 }
 
@@ -522,6 +596,7 @@ fn raw_message(spec: &str) -> Result<Body, Failure> {
             source: Box::new(io::stdin()),
             size: None,
             composed: None,
+            reopen: None,
         });
     }
     let file = File::open(spec).map_err(|e| {
@@ -535,10 +610,15 @@ fn raw_message(spec: &str) -> Result<Body, Failure> {
         )
     })?;
     let size = file.metadata().ok().map(|m| m.len());
+    let path = PathBuf::from(spec);
     Ok(Body {
         source: Box::new(io::BufReader::with_capacity(64 * 1024, file)),
         size,
         composed: None,
+        reopen: Some(Box::new(move || {
+            let file = File::open(&path)?;
+            Ok(Box::new(io::BufReader::with_capacity(64 * 1024, file)) as Box<dyn Read>)
+        })),
     })
 }
 
@@ -602,7 +682,7 @@ fn run(cli: Cli) -> Result<SendReport, Failure> {
         Some(spec) => raw_message(spec)?,
         None => compose(&cli, &from)?,
     };
-    let mut conn = Connection::connect(&options).map_err(|e| Failure::Error(e, None))?;
+    let conn = Connection::connect(&options).map_err(|e| Failure::Error(e, None))?;
     let mut envelope = Envelope::new(ReversePath::Mailbox(from), to);
     if let Some(size) = body.size {
         envelope = envelope.with_size(size);
@@ -620,12 +700,20 @@ fn run(cli: Cli) -> Result<SendReport, Failure> {
             }
         }
     }
-    let mut progress = ProgressLine::new(body.size);
     let tls = conn.tls();
-    let result = conn.send_with_progress(&envelope, body.source, |n| progress.update(n));
+    if let (true, Some(mut reopen)) = (envelope.recipients.len() > 1, body.reopen) {
+        // Several recipients: the server may defer some (RCPTMAX, 452), so the message may need a further
+        // transaction; QUIT follows separately.
+        let mut conn = conn;
+        let result = conn.send_reopen(&envelope, &mut reopen);
+        let _ = conn.quit();
+        return result.map_err(|e| Failure::Error(e, Some(tls)));
+    }
+    let mut progress = ProgressLine::new(body.size);
+    // QUIT goes out with the end of the message (pipelined when the server allows); a failing QUIT changes
+    // nothing about the message's fate.
+    let result = conn.send_with_progress_and_quit(&envelope, body.source, |n| progress.update(n));
     progress.done();
     let report = result.map_err(|e| Failure::Error(e, Some(tls)))?;
-    // The message is decided; a failing QUIT changes nothing about it.
-    let _ = conn.quit();
     Ok(report)
 }
