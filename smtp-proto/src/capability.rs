@@ -159,7 +159,7 @@ pub struct MailLimits {
 /// The extensions a server advertised in its EHLO or LHLO reply, with their parameters.
 ///
 /// Parsing allocates only for what is rare: a domain or `MT-PRIORITY` profile longer than the inline buffers, a long
-/// list of SASL mechanisms past the first [`INLINE_MECHANISMS`] known ones (kept as bytes and decoded by
+/// list of SASL mechanisms past the first two known ones (kept as bytes and decoded by
 /// [`Capabilities::auth_mechanisms`] on first use), and one buffer for the lines of unknown keywords, which
 /// [`Capabilities::other`] decodes on first use.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
