@@ -4,42 +4,15 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{token, within};
 use serde_json::Value;
 
-fn env() -> &'static HashMap<String, String> {
-    static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let path = std::env::var_os("SMTP_TEST_SERVERS_ENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-servers/servers.env")
-            });
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "cannot read {}: {e}. These tests need the real servers: run .ci/servers/start.sh first",
-                path.display()
-            )
-        });
-        text.lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect()
-    })
-}
-
 fn get(key: &str) -> &'static str {
-    env()
-        .get(key)
-        .map(String::as_str)
-        .unwrap_or_else(|| panic!("{key} missing from servers.env: re-run .ci/servers/start.sh"))
+    common::env().get(key)
 }
 
 /// Runs smtp-send with `args` and `vars`; asserts it ends within 30 s plus the margin.

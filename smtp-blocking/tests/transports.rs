@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
@@ -18,45 +16,6 @@ use smtp_blocking::{
     ConnectOptions, Connection, ErrorKind, Outcome, Peer, Protocol, Stage, Timeouts, TlsMode,
     TlsOptions, TlsUsed,
 };
-
-struct Env(HashMap<String, String>);
-
-impl Env {
-    fn get(&self, key: &str) -> &str {
-        self.0.get(key).map(String::as_str).unwrap_or_else(|| {
-            panic!("{key} missing from servers.env: re-run .ci/servers/start.sh")
-        })
-    }
-
-    fn port(&self, key: &str) -> u16 {
-        self.get(key)
-            .parse()
-            .unwrap_or_else(|_| panic!("{key} is not a port"))
-    }
-}
-
-fn env() -> &'static Env {
-    static ENV: OnceLock<Env> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let path = std::env::var_os("SMTP_TEST_SERVERS_ENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-servers/servers.env")
-            });
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "cannot read {}: {e}. These tests need the real servers: run .ci/servers/start.sh first",
-                path.display()
-            )
-        });
-        Env(text
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect())
-    })
-}
 
 /// Every test call is bounded by this (the options' deadlines are capped well below it).
 const LIMIT: Duration = Duration::from_secs(30);

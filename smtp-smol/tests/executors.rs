@@ -4,64 +4,37 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::*;
-use smtp_smol::{ConnectOptions, Connection, Outcome, Pool, PoolOptions, Timeouts, TlsMode};
-use smtp_test_server::{ServerConfig, TestPki, TestServer};
-
-fn server() -> TestServer {
-    TestServer::start(
-        ServerConfig::new()
-            .starttls(&TestPki::shared())
-            .user("alice", "pa55-w0rd"),
-    )
-    .unwrap()
-}
-
-fn opts(server: &TestServer) -> ConnectOptions {
-    local(server.port(), &TestPki::shared().ca_pem())
-        .with_tls(TlsMode::StartTls)
-        .with_password("alice", "pa55-w0rd")
-        .with_timeouts(Timeouts::submission().capped(Duration::from_secs(2)))
-}
-
-async fn one(o: ConnectOptions, subject: &str) -> Outcome {
-    let mut conn = Connection::connect(&o).await.unwrap();
-    let report = conn
-        .send_bytes(
-            &envelope("a@example.org", &["b@example.org"]),
-            &message(subject, "x"),
-        )
-        .await
-        .unwrap();
-    conn.quit().await.unwrap();
-    report.outcome
-}
+use smtp_smol::{Outcome, Pool, PoolOptions};
 
 #[test]
 fn runs_on_smol() {
-    let s = server();
-    let o = opts(&s);
+    let s = starttls_auth_server();
+    let o = starttls_auth_options(&s);
     assert_eq!(
-        smol::block_on(smol::spawn(one(o, "on-smol"))),
+        smol::block_on(smol::spawn(send_one(o, "on-smol"))),
         Outcome::Accepted
     );
 }
 
 #[test]
 fn runs_on_async_io_block_on() {
-    let s = server();
+    let s = starttls_auth_server();
     assert_eq!(
-        async_io::block_on(one(opts(&s), "on-async-io")),
+        async_io::block_on(send_one(starttls_auth_options(&s), "on-async-io")),
         Outcome::Accepted
     );
 }
 
 #[test]
 fn runs_on_async_executor_with_worker_threads() {
-    let s = server();
-    let pool = Pool::new(opts(&s), PoolOptions::default().max_connections(2)).unwrap();
+    let s = starttls_auth_server();
+    let pool = Pool::new(
+        starttls_auth_options(&s),
+        PoolOptions::default().max_connections(2),
+    )
+    .unwrap();
     let ex = Arc::new(async_executor::Executor::new());
     let stop = event_listener::Event::new();
     let outcomes = std::thread::scope(|scope| {

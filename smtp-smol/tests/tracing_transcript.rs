@@ -6,40 +6,9 @@ mod common;
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use common::*;
-use smtp_smol::{ConnectOptions, Connection, Outcome, TRANSCRIPT_TARGET, Timeouts, TlsMode};
-use smtp_test_server::{ServerConfig, TestPki, TestServer};
-
-fn server() -> TestServer {
-    TestServer::start(
-        ServerConfig::new()
-            .starttls(&TestPki::shared())
-            .user("alice", "pa55-w0rd"),
-    )
-    .unwrap()
-}
-
-fn opts(server: &TestServer) -> ConnectOptions {
-    local(server.port(), &TestPki::shared().ca_pem())
-        .with_tls(TlsMode::StartTls)
-        .with_password("alice", "pa55-w0rd")
-        .with_timeouts(Timeouts::submission().capped(Duration::from_secs(2)))
-}
-
-async fn one(o: ConnectOptions, subject: &str) -> Outcome {
-    let mut conn = Connection::connect(&o).await.unwrap();
-    let report = conn
-        .send_bytes(
-            &envelope("a@example.org", &["b@example.org"]),
-            &message(subject, "x"),
-        )
-        .await
-        .unwrap();
-    conn.quit().await.unwrap();
-    report.outcome
-}
+use smtp_smol::{Outcome, TRANSCRIPT_TARGET};
 
 /// A minimal `tracing` subscriber that keeps the events of the transcript target as text.
 struct Capture(Arc<Mutex<String>>);
@@ -77,11 +46,11 @@ impl tracing::Subscriber for Capture {
 
 #[test]
 fn transcript_goes_to_tracing_with_auth_redacted() {
-    let s = server();
+    let s = starttls_auth_server();
     let text = Arc::new(Mutex::new(String::new()));
-    let o = opts(&s);
+    let o = starttls_auth_options(&s);
     tracing::subscriber::with_default(Capture(Arc::clone(&text)), || {
-        assert_eq!(async_io::block_on(one(o, "traced")), Outcome::Accepted);
+        assert_eq!(async_io::block_on(send_one(o, "traced")), Outcome::Accepted);
     });
     let text = text.lock().unwrap();
     assert!(text.contains("C: EHLO"), "{text}");

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use smtp_blocking::{
@@ -85,4 +87,47 @@ pub fn local(port: u16, ca_pem: &str) -> ConnectOptions {
             .with_roots(smtp_blocking::TrustRoots::ExtraOnly)
             .with_ca_pem(ca_pem.as_bytes().to_vec()),
     )
+}
+
+/// The real servers started by `.ci/servers/start.sh`: the `KEY=value` lines of its `servers.env`
+/// (`target/test-servers/servers.env`, or the file `SMTP_TEST_SERVERS_ENV` names).
+pub struct Env(HashMap<String, String>);
+
+impl Env {
+    pub fn get(&self, key: &str) -> &str {
+        self.0.get(key).map(String::as_str).unwrap_or_else(|| {
+            panic!("{key} missing from servers.env: re-run .ci/servers/start.sh")
+        })
+    }
+
+    pub fn port(&self, key: &str) -> u16 {
+        self.get(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("{key} is not a port"))
+    }
+}
+
+/// Loads `servers.env` once; panics (the test fails, never skips) when the servers were not started.
+pub fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let path = std::env::var_os("SMTP_TEST_SERVERS_ENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-servers/servers.env")
+            });
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read {}: {e}. These tests need the real servers: run .ci/servers/start.sh first, or \
+                 point SMTP_TEST_SERVERS_ENV at its servers.env",
+                path.display()
+            )
+        });
+        Env(text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect())
+    })
 }

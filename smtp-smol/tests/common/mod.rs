@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use smtp_smol::{
-    Address, ConnectOptions, Envelope, Error, ReversePath, TlsOptions, TranscriptLine,
-    TranscriptSink,
+    Address, ConnectOptions, Connection, Envelope, Error, Outcome, ReversePath, Timeouts, TlsMode,
+    TlsOptions, TranscriptLine, TranscriptSink,
 };
+use smtp_test_server::{ServerConfig, TestPki, TestServer};
 
 /// How much longer than its deadline a call may take before the test calls it a hang.
 pub const MARGIN: Duration = Duration::from_secs(2);
@@ -143,4 +144,36 @@ impl Servers {
                 .with_ca_file(self.get("SMTP_TEST_CA")),
         )
     }
+}
+
+/// A scripted server with STARTTLS and the user `alice` / `pa55-w0rd`.
+pub fn starttls_auth_server() -> TestServer {
+    TestServer::start(
+        ServerConfig::new()
+            .starttls(&TestPki::shared())
+            .user("alice", "pa55-w0rd"),
+    )
+    .unwrap()
+}
+
+/// Options for [`starttls_auth_server`]: STARTTLS required, PLAIN as alice, short timeouts.
+pub fn starttls_auth_options(server: &TestServer) -> ConnectOptions {
+    local(server.port(), &TestPki::shared().ca_pem())
+        .with_tls(TlsMode::StartTls)
+        .with_password("alice", "pa55-w0rd")
+        .with_timeouts(Timeouts::submission().capped(Duration::from_secs(2)))
+}
+
+/// Connects, sends one small message, QUITs; the message's outcome.
+pub async fn send_one(o: ConnectOptions, subject: &str) -> Outcome {
+    let mut conn = Connection::connect(&o).await.unwrap();
+    let report = conn
+        .send_bytes(
+            &envelope("a@example.org", &["b@example.org"]),
+            &message(subject, "x"),
+        )
+        .await
+        .unwrap();
+    conn.quit().await.unwrap();
+    report.outcome
 }
