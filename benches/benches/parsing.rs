@@ -4,8 +4,9 @@
 //! Each function does the whole job of its crate's client on one complete reply held in memory:
 //! - reply: framing + parsing into an owned reply (ours: `parse_reply`; Stalwart: `ResponseReceiver::parse`;
 //!   lettre: `Response::from_str`, after the UTF-8 check lettre's client does when it reads a line);
-//! - ehlo: framing + parsing + capabilities (ours: `Capabilities::parse_ehlo`; Stalwart: `EhloResponse::parse`;
-//!   lettre: `Response::from_str` + `ServerInfo::from_response`).
+//! - ehlo: framing + parsing + capabilities (ours: `Capabilities::parse_ehlo`, the one-pass reader our `Client` uses
+//!   for an EHLO/LHLO reply that arrives whole; Stalwart: `EhloResponse::parse`; lettre: `Response::from_str` +
+//!   `ServerInfo::from_response`).
 //!
 //! Run: `cargo bench -p smtp-benches --bench parsing`; `bash benches/ratios.sh` prints the ratios.
 

@@ -9,8 +9,8 @@ use crate::auth::Mechanism;
 use crate::framer::parse_reply;
 use std::sync::OnceLock;
 
-use crate::framer::{FastLines, ReplyError, ReplyLimits, low_bytes, scan_with};
-use crate::reply::{Reply, SmallBytes, write_sanitized};
+use crate::framer::{ReplyError, ReplyLimits, find_lf_fast, lf_mask, low_bytes, scan_with};
+use crate::reply::{Reply, ReplyCode, SmallBytes, write_sanitized};
 
 /// An SMTP service extension the client knows how to use or report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -83,60 +83,19 @@ impl Extension {
     #[cfg(test)]
     fn from_keyword_ignore_case(keyword: &[u8]) -> Option<Self> {
         let len = keyword.len();
-        let lo = upper_swar(load_word(keyword, 0, len));
-        let hi = upper_swar(load_word(keyword, 8, len));
-        Self::from_packed(len, keyword, lo, hi)
+        let words = [0, 8, 16].map(|at| load_word(keyword, at, len));
+        if len > 24 {
+            return None;
+        }
+        Self::lookup(len, words)
     }
 
-    /// The extension advertised by a keyword (any case) of `len` bytes, given its first 16 bytes upper-cased as
-    /// two little-endian words (`lo`, `hi`, zero-padded): compared with the known keywords by length and as
-    /// integers, no per-byte loop, no allocation. `keyword` itself is only read when `len` is 19.
+    /// The extension advertised by a keyword (any case) of `len` bytes, given its first 24 bytes as little-endian
+    /// words, zero past `len` (see [`WordSlot::find`]).
     #[inline(always)]
-    fn from_packed(len: usize, keyword: &[u8], lo: u64, hi: u64) -> Option<Self> {
-        use Extension::*;
-        const DSN: u64 = pack8(b"DSN");
-        const SIZE: u64 = pack8(b"SIZE");
-        const AUTH: u64 = pack8(b"AUTH");
-        const ETRN: u64 = pack8(b"ETRN");
-        const VRFY: u64 = pack8(b"VRFY");
-        const LIMITS: u64 = pack8(b"LIMITS");
-        const EIGHTBITMIME: u64 = pack8(b"8BITMIME");
-        const SMTPUTF8: u64 = pack8(b"SMTPUTF8");
-        const CHUNKING: u64 = pack8(b"CHUNKING");
-        const STARTTLS: u64 = pack8(b"STARTTLS");
-        const DELIVERB: u64 = pack8(b"DELIVERB");
-        const PIPELINI: u64 = pack8(b"PIPELINI");
-        const BINARYMI: u64 = pack8(b"BINARYMI");
-        const REQUIRET: u64 = pack8(b"REQUIRET");
-        const MT_PRIOR: u64 = pack8(b"MT-PRIOR");
-        const ENHANCED: u64 = pack8(b"ENHANCED");
-        Some(match (len, lo) {
-            (3, DSN) => Dsn,
-            (4, SIZE) => Size,
-            (4, AUTH) => Auth,
-            (4, ETRN) => Etrn,
-            (4, VRFY) => Vrfy,
-            (6, LIMITS) => Limits,
-            (8, EIGHTBITMIME) => EightBitMime,
-            (8, SMTPUTF8) => SmtpUtf8,
-            (8, CHUNKING) => Chunking,
-            (8, STARTTLS) => StartTls,
-            (9, DELIVERB) if hi == const { pack8(b"Y") } => DeliverBy,
-            (10, PIPELINI) if hi == const { pack8(b"NG") } => Pipelining,
-            (10, BINARYMI) if hi == const { pack8(b"ME") } => BinaryMime,
-            (10, REQUIRET) if hi == const { pack8(b"LS") } => RequireTls,
-            (11, MT_PRIOR) if hi == const { pack8(b"ITY") } => MtPriority,
-            // The only known keyword longer than 16 bytes.
-            (19, ENHANCED)
-                if hi == const { pack8(b"STATUSCO") }
-                    && keyword
-                        .get(16..)
-                        .is_some_and(|tail| tail.eq_ignore_ascii_case(b"DES")) =>
-            {
-                EnhancedStatusCodes
-            }
-            _ => return None,
-        })
+    fn lookup(len: usize, words: [u64; 3]) -> Option<Self> {
+        let index = WordSlot::find(&KEYWORD_TABLE, KEYWORD_HASH, len, words)?;
+        KNOWN_EXTENSIONS.get(index).copied()
     }
 
     /// This extension's bit in [`Capabilities`]' set.
@@ -144,6 +103,136 @@ impl Extension {
         1 << self as u32
     }
 }
+
+/// One word of a small perfect hash table of known words (EHLO keywords, SASL mechanism names): its length and its
+/// bytes as three little-endian words (zero-padded).
+#[derive(Clone, Copy)]
+struct WordSlot {
+    words: [u64; 3],
+    /// `0x20` in every byte that is a letter: the bit that may differ (keywords and mechanism names are
+    /// case-insensitive).
+    case: [u64; 3],
+    len: u8,
+    /// The word's index in the list the table was built from; `u8::MAX` for an empty slot.
+    index: u8,
+}
+
+impl WordSlot {
+    /// The table's slot for a word whose first 8 bytes are `first` (little-endian, zero past its end), the same in
+    /// any case: letters are lower-cased (other bytes changed too, which only moves them to another slot, where they
+    /// do not match).
+    #[inline(always)]
+    const fn slot(first: u64, hash: u64, slots: usize) -> usize {
+        ((first | (ONES * 0x20)).wrapping_mul(hash) >> (64 - slots.trailing_zeros())) as usize
+    }
+
+    /// A table of `words` (each at most 24 bytes) where [`WordSlot::slot`] with `hash` gives every word a slot of
+    /// its own: checked here, at compile time.
+    const fn table<const SLOTS: usize>(words: &[&str], hash: u64) -> [WordSlot; SLOTS] {
+        assert!(SLOTS.is_power_of_two() && words.len() < u8::MAX as usize);
+        let mut table = [WordSlot {
+            words: [0; 3],
+            case: [0; 3],
+            len: 0,
+            index: u8::MAX,
+        }; SLOTS];
+        let mut i = 0;
+        while i < words.len() {
+            let word = words[i].as_bytes();
+            assert!(!word.is_empty() && word.len() <= 24);
+            let mut packed = [0u64; 3];
+            let mut case = [0u64; 3];
+            let mut b = 0;
+            while b < word.len() {
+                packed[b / 8] |= (word[b] as u64) << (8 * (b % 8));
+                if word[b].is_ascii_alphabetic() {
+                    case[b / 8] |= 0x20 << (8 * (b % 8));
+                }
+                b += 1;
+            }
+            let slot = Self::slot(packed[0], hash, SLOTS);
+            assert!(table[slot].index == u8::MAX, "two words share a hash slot");
+            table[slot] = WordSlot {
+                words: packed,
+                case,
+                len: word.len() as u8,
+                index: i as u8,
+            };
+            i += 1;
+        }
+        table
+    }
+
+    /// The index of the word of `len` bytes (any case), given as three little-endian words zero past `len`: one
+    /// probe, then compared as integers with the slot's word, the case of letters ignored by a mask. No per-byte
+    /// loop. (An empty slot has length 0 and never matches: no word is empty.)
+    #[inline(always)]
+    fn find<const SLOTS: usize>(
+        table: &[WordSlot; SLOTS],
+        hash: u64,
+        len: usize,
+        words: [u64; 3],
+    ) -> Option<usize> {
+        let slot = &table[Self::slot(words[0], hash, SLOTS) & (SLOTS - 1)];
+        let differ = ((words[0] ^ slot.words[0]) & !slot.case[0])
+            | ((words[1] ^ slot.words[1]) & !slot.case[1])
+            | ((words[2] ^ slot.words[2]) & !slot.case[2]);
+        (differ == 0 && usize::from(slot.len) == len && len > 0).then_some(usize::from(slot.index))
+    }
+}
+
+/// The extensions [`Extension::lookup`] knows, in [`KEYWORD_TABLE`]'s order.
+const KNOWN_EXTENSIONS: [Extension; 16] = {
+    use Extension::*;
+    [
+        Size,
+        Pipelining,
+        EightBitMime,
+        SmtpUtf8,
+        Chunking,
+        BinaryMime,
+        Dsn,
+        EnhancedStatusCodes,
+        StartTls,
+        Auth,
+        RequireTls,
+        Limits,
+        MtPriority,
+        DeliverBy,
+        Etrn,
+        Vrfy,
+    ]
+};
+
+/// The hash multiplier of [`KEYWORD_TABLE`] (found by a search; the table's build checks it).
+const KEYWORD_HASH: u64 = 0xc732_1cc0_07b3_7e15;
+
+/// The keywords of [`KNOWN_EXTENSIONS`].
+const KEYWORD_TABLE: [WordSlot; 32] = {
+    let mut keywords = [""; KNOWN_EXTENSIONS.len()];
+    let mut i = 0;
+    while i < keywords.len() {
+        keywords[i] = KNOWN_EXTENSIONS[i].keyword();
+        i += 1;
+    }
+    WordSlot::table(&keywords, KEYWORD_HASH)
+};
+
+/// The hash multiplier of [`MECHANISM_TABLE`].
+const MECHANISM_HASH: u64 = 0x5bc8_fbbc_bde5_c099;
+
+/// The names of [`KNOWN_MECHANISMS`].
+const MECHANISM_TABLE: [WordSlot; 8] = WordSlot::table(
+    &[
+        "PLAIN",
+        "LOGIN",
+        "CRAM-MD5",
+        "XOAUTH2",
+        "OAUTHBEARER",
+        "SCRAM-SHA-256",
+    ],
+    MECHANISM_HASH,
+);
 
 /// The limits a server announces with `LIMITS` (RFC 9422). `None` means not announced (or announced malformed).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -158,10 +247,10 @@ pub struct MailLimits {
 
 /// The extensions a server advertised in its EHLO or LHLO reply, with their parameters.
 ///
-/// Parsing allocates only for what is rare: a domain or `MT-PRIORITY` profile longer than the inline buffers, a long
-/// list of SASL mechanisms past the first two known ones (kept as bytes and decoded by
-/// [`Capabilities::auth_mechanisms`] on first use), and one buffer for the lines of unknown keywords, which
-/// [`Capabilities::other`] decodes on first use.
+/// Parsing allocates only for what is rare: a domain or `MT-PRIORITY` profile longer than the inline buffers, many
+/// unknown SASL mechanism names, and many unknown keywords. What a client rarely reads is kept compact and decoded
+/// on first use: the SASL mechanisms (by [`Capabilities::auth_mechanisms`]) and the unknown keywords (by
+/// [`Capabilities::other`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Capabilities {
     domain: SmallStr<DOMAIN_INLINE>,
@@ -174,15 +263,16 @@ pub struct Capabilities {
     other: OtherKeywords,
 }
 
+/// EHLO replies up to this many bytes take the fast path of [`Capabilities::parse_ehlo`]: at most 204 lines of
+/// at most this many bytes, within every default [`ReplyLimits`] (a unit test checks it), so that path checks
+/// no limit per line.
+const FAST_EHLO_MAX: usize = 1024;
 /// Domains up to this many bytes are kept inside [`Capabilities`].
 const DOMAIN_INLINE: usize = 38;
 /// `MT-PRIORITY` profile names up to this many bytes are kept inside [`Capabilities`].
 const PROFILE_INLINE: usize = 22;
 /// Bytes of unknown keywords' lines kept inside [`Capabilities`] before they move to the heap.
 const OTHER_INLINE: usize = 62;
-/// Known SASL mechanisms kept decoded inside [`Capabilities`] (later ones are kept as bytes; kept small so that
-/// `Capabilities` stays a cheap move and `Event::Ready` small).
-const INLINE_MECHANISMS: usize = 2;
 
 /// Longest keyword that can name a known extension (`ENHANCEDSTATUSCODES`).
 #[cfg(test)]
@@ -223,59 +313,143 @@ impl Capabilities {
     /// Fails if the bytes are not a well-formed reply, and with [`ReplyError::Malformed`] (reason
     /// `"incomplete reply"`) if they end before the reply does.
     pub fn parse_ehlo(bytes: &[u8]) -> Result<Self, ReplyError> {
-        match Self::parse_ehlo_fast(bytes) {
-            Some(caps) => Ok(caps),
-            None => Self::parse_ehlo_general(bytes),
+        // Built in place in the value returned (a move of `Capabilities` is a few hundred bytes of copying).
+        let mut parsed = Ok(const { Self::none() });
+        if let Ok(caps) = &mut parsed
+            && caps.fill_fast(bytes).is_none()
+        {
+            parsed = Self::parse_ehlo_general(bytes);
         }
+        parsed
     }
 
     /// The fast path of [`Capabilities::parse_ehlo`]: the shared fast line scanner, each line read in place.
     /// `None` when the general path must decide (an error, incomplete input, a limit reached); whenever this
     /// returns capabilities, the general path returns the same (a differential property test checks it).
-    #[inline]
+    #[cfg(test)]
     fn parse_ehlo_fast(bytes: &[u8]) -> Option<Self> {
-        let limits = ReplyLimits::default();
-        let mut lines = FastLines::new(bytes, &limits);
-        let (first, mut last) = lines.next_line()?;
-        if !lines.code.is_positive_completion() {
-            // The whole reply must still be well-formed.
-            while !last {
-                (_, last) = lines.next_line()?;
-            }
-            return Some(Self::none());
+        let mut caps = Self::none();
+        caps.fill_fast(bytes)?;
+        Some(caps)
+    }
+
+    /// The client's way to read a positive EHLO or LHLO reply that lies whole at the start of `bytes`: the
+    /// capabilities and the reply's length, in one pass and without building the reply (what
+    /// [`Capabilities::parse_ehlo`] does). `None` when the reply is negative, incomplete, longer than
+    /// [`FAST_EHLO_MAX`], malformed, or when `limits` are tighter than the defaults: then the framer decides.
+    pub(crate) fn parse_ehlo_prefix(bytes: &[u8], limits: &ReplyLimits) -> Option<(Self, usize)> {
+        if limits.max_line_len < FAST_EHLO_MAX
+            || limits.max_reply_len < FAST_EHLO_MAX
+            || limits.max_lines <= FAST_EHLO_MAX / 5
+        {
+            return None;
         }
         let mut caps = Self::none();
-        caps.set_domain(first);
-        while !last {
-            // Most lines are a short keyword alone: matched from the words the line was found with.
-            if let Some(short) = lines.peek_short() {
-                // A text equal to a known keyword has no space (and no leading or trailing one to trim).
-                let hi = if short.len > 8 {
-                    upper_swar(short.hi)
-                } else {
-                    0
-                };
-                let keyword: &[u8] = if short.len == 19 {
-                    let start = lines.pos + 4;
-                    &bytes[start..start + 19]
-                } else {
-                    &[]
-                };
-                let known = Extension::from_packed(short.len, keyword, upper_swar(short.lo), hi);
-                lines.commit_short(&short);
-                last = short.last;
-                match known {
-                    Some(ext) if ext.bit() & WITH_PARAMS == 0 => caps.known |= ext.bit(),
-                    // Keywords with parameters (even absent ones) and unknown keywords: read in full.
-                    _ => caps.add_line(bytes, lines.text_start, lines.text_start + short.len),
-                }
-                continue;
-            }
-            let (text, end) = lines.next_line()?;
-            last = end;
-            caps.add_line(bytes, lines.text_start, lines.text_start + text.len());
+        let used = caps.fill_fast(bytes)?;
+        Some((caps, used))
+    }
+
+    /// [`Capabilities::parse_ehlo_fast`] into `self` (which is [`Capabilities::none`]), in place: the length of the
+    /// reply, or `None` when the general path must decide (then `self` holds a partial result to be discarded).
+    ///
+    /// Only a positive reply of at most [`FAST_EHLO_MAX`] bytes is read here: whatever its lines, it is within every
+    /// default [`ReplyLimits`], so no limit is checked per line.
+    #[inline]
+    fn fill_fast(&mut self, bytes: &[u8]) -> Option<usize> {
+        let bytes = &bytes[..bytes.len().min(FAST_EHLO_MAX)];
+        // The first line, as the framer reads it: `2yz-text`, `2yz text` or `2yz`, ended by LF or CRLF.
+        let lf = find_lf_fast(bytes)?;
+        let line = &bytes[..lf];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let [a, b, c, tail @ ..] = line else {
+            return None;
+        };
+        // A negative reply advertises nothing; the general path checks that it is well-formed.
+        if !ReplyCode::from_digits(*a, *b, *c)?.is_positive_completion() {
+            return None;
         }
-        Some(caps)
+        let (mut last, first) = match tail {
+            [] => (true, tail),
+            [b' ', text @ ..] => (true, text),
+            [b'-', text @ ..] => (false, text),
+            _ => return None,
+        };
+        self.set_domain(first);
+        let more = u32::from_le_bytes([*a, *b, *c, b'-']);
+        let end_head = u32::from_le_bytes([*a, *b, *c, b' ']);
+        let mut pos = lf + 1;
+        while !last {
+            // The line's first 20 bytes: `NNN-` or `NNN ` with the first line's digits, then the text's first 16
+            // bytes as two words, in which the line end is found and the keyword compared (zero past the input: a
+            // zero is never an LF; bytes past the line are masked off).
+            let chunk = match bytes.get(pos..).and_then(<[u8]>::first_chunk::<20>) {
+                Some(chunk) => *chunk,
+                None => {
+                    let rest = bytes.get(pos..)?;
+                    let mut chunk = [0u8; 20];
+                    chunk[..rest.len()].copy_from_slice(rest);
+                    chunk
+                }
+            };
+            let (head, text) = chunk.split_first_chunk::<4>()?;
+            let (w0, w1) = text.split_first_chunk::<8>()?;
+            let (w0, w1) = (
+                u64::from_le_bytes(*w0),
+                u64::from_le_bytes(w1.first_chunk::<8>().copied()?),
+            );
+            let head = u32::from_le_bytes(*head);
+            last = if head == more {
+                false
+            } else if head == end_head {
+                true
+            } else {
+                return None;
+            };
+            let start = pos + 4;
+            let mut w2 = 0;
+            let lf = match (lf_mask(w0), lf_mask(w1)) {
+                (0, 0) => {
+                    w2 = load_raw(bytes, start + 16, bytes.len());
+                    match lf_mask(w2) {
+                        0 => start + 24 + find_lf_fast(bytes.get(start + 24..)?)?,
+                        m2 => start + 16 + (m2.trailing_zeros() / 8) as usize,
+                    }
+                }
+                (0, m1) => start + 8 + (m1.trailing_zeros() / 8) as usize,
+                (m0, _) => start + (m0.trailing_zeros() / 8) as usize,
+            };
+            pos = lf + 1;
+            let end = if lf > start && bytes.get(lf - 1) == Some(&b'\r') {
+                lf - 1
+            } else {
+                lf
+            };
+            let len = end - start;
+            // Most lines are one keyword alone.
+            if len <= 24 {
+                let lo = w0 & low_bytes(len);
+                let hi = w1 & low_bytes(len.saturating_sub(8));
+                match Extension::lookup(len, [lo, hi, w2 & low_bytes(len.saturating_sub(16))]) {
+                    Some(ext) if ext.bit() & WITH_PARAMS == 0 => {
+                        self.known |= ext.bit();
+                        continue;
+                    }
+                    // An unknown keyword alone (no space: all keyword bytes).
+                    None if len <= 16 && is_keyword_upper(upper_swar(lo), upper_swar(hi), len) => {
+                        self.other.push_short([lo, hi], len);
+                        continue;
+                    }
+                    // `SIZE` or `AUTH` alone, a keyword with parameters: read below.
+                    _ => {}
+                }
+            }
+            if len > 0 && bytes[start] != b' ' && bytes[end - 1] != b' ' {
+                self.add_trimmed_line(bytes, start, end, w0, w1);
+            } else {
+                self.add_line(bytes, start, end);
+            }
+        }
+        Some(pos)
     }
 
     /// The general path of [`Capabilities::parse_ehlo`], with the framer's exact errors.
@@ -347,8 +521,29 @@ impl Capabilities {
     }
 
     /// What a HELO-only server offers: nothing.
-    pub fn none() -> Self {
-        Self::default()
+    pub const fn none() -> Self {
+        Self {
+            domain: SmallStr(SmallBytes::new()),
+            known: 0,
+            size: None,
+            mechanisms: Mechanisms {
+                order: 0,
+                count: 0,
+                seen: 0,
+                names: SmallBytes::new(),
+                decoded: OnceLock::new(),
+            },
+            limits: MailLimits {
+                rcpt_max: None,
+                mail_max: None,
+                rcpt_domain_max: None,
+            },
+            mt_priority_profile: None,
+            other: OtherKeywords {
+                lines: SmallBytes::new(),
+                decoded: OnceLock::new(),
+            },
+        }
     }
 
     /// The first word of the reply's first line, normally the server's domain (lossy UTF-8, control characters
@@ -397,66 +592,88 @@ impl Capabilities {
     #[inline(always)]
     fn add_line(&mut self, buf: &[u8], start: usize, end: usize) {
         let (start, end) = trim_spaces(buf, start, end);
-        let len = end - start;
-        // The keyword ends at the first space: found in the same words that are compared with the known ones
-        // (bytes past the line's end may be loaded; they are ignored).
         let w0 = load_raw(buf, start, end);
+        let w1 = if end - start > 8 {
+            load_raw(buf, start + 8, end)
+        } else {
+            0
+        };
+        self.add_trimmed_line(buf, start, end, w0, w1);
+    }
+
+    /// [`Capabilities::add_line`] of a line without leading or trailing spaces, given its first 16 bytes as
+    /// [`load_raw`] reads them (`w1` is only read when the line is longer than 8 bytes; bytes past `end` may be
+    /// anything: they are masked off).
+    #[inline(never)]
+    fn add_trimmed_line(&mut self, buf: &[u8], start: usize, end: usize, w0: u64, w1: u64) {
+        let len = end - start;
+        // The keyword ends at the first space: found in the words that are compared with the known keywords.
         let sp0 = zero_byte_mask(w0 ^ SPACES);
-        let (keyword_len, hi) = if sp0 != 0 && ((sp0.trailing_zeros() / 8) as usize) < len {
+        let (keyword_len, w1) = if sp0 != 0 && ((sp0.trailing_zeros() / 8) as usize) < len {
             ((sp0.trailing_zeros() / 8) as usize, 0)
         } else if len <= 8 {
             (len, 0)
         } else {
-            let w1 = load_raw(buf, start + 8, end);
             let sp1 = zero_byte_mask(w1 ^ SPACES);
             let keyword_len = if sp1 != 0 && 8 + ((sp1.trailing_zeros() / 8) as usize) < len {
                 8 + (sp1.trailing_zeros() / 8) as usize
             } else if len <= 16 {
                 len
             } else {
-                let at = buf[start + 16..end].iter().position(|&b| b == b' ');
-                at.map_or(len, |at| 16 + at)
+                word_end(buf, start + 16, end) - start
             };
-            (keyword_len, upper_swar(w1 & low_bytes(keyword_len - 8)))
+            (keyword_len, w1 & low_bytes(keyword_len - 8))
         };
-        let lo = upper_swar(w0 & low_bytes(keyword_len));
-        let keyword = &buf[start..start + keyword_len];
+        let lo = w0 & low_bytes(keyword_len);
+        let keyword_end = start + keyword_len;
 
         // Pre-RFC 4954 servers (and Postfix, for old clients) write `AUTH=LOGIN PLAIN`.
-        if keyword_len >= 5 && lo & low_bytes(5) == const { pack8(b"AUTH=") } {
+        if keyword_len >= 5
+            && (lo ^ const { pack8(b"AUTH=") }) & !(ONES * 0x20) & low_bytes(5) == 0
+            && upper_swar(lo) & low_bytes(5) == const { pack8(b"AUTH=") }
+        {
             self.known |= Extension::Auth.bit();
             // `AUTH=a b`: the names are `a` and `b`, as in `AUTH a b`.
             self.add_mechanisms(buf, start + 5, end);
             return;
         }
-        let known = Extension::from_packed(keyword_len, keyword, lo, hi);
-        if known.is_none() && !is_keyword(keyword) {
-            return;
-        }
-        let line = &buf[start..end];
+        let known = match keyword_len {
+            0..=16 => Extension::lookup(keyword_len, [lo, w1, 0]),
+            17..=24 => {
+                let w2 = load_raw(buf, start + 16, end) & low_bytes(keyword_len - 16);
+                Extension::lookup(keyword_len, [lo, w1, w2])
+            }
+            _ => None,
+        };
         let Some(ext) = known else {
-            self.other.push(line);
+            let valid = if keyword_len <= 16 {
+                is_keyword_upper(upper_swar(lo), upper_swar(w1), keyword_len)
+            } else {
+                is_keyword(&buf[start..keyword_end])
+            };
+            if valid {
+                self.other.push(&buf[start..end]);
+            }
             return;
         };
-        let rest = line.get(keyword_len + 1..).unwrap_or_default();
-        let params = || rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
         self.known |= ext.bit();
         match ext {
             Extension::Size => {
-                self.size = first_word(rest).and_then(parse_decimal).filter(|&n| n > 0);
+                self.size = next_word(buf, keyword_end, end)
+                    .and_then(|(from, to)| decimal(buf, from, to))
+                    .filter(|&n| n > 0);
             }
-            Extension::Auth => self.add_mechanisms(buf, start + keyword_len + 1, end),
+            Extension::Auth => self.add_mechanisms(buf, keyword_end, end),
             Extension::Limits => {
-                let mut rest = rest;
-                while let Some(param) = first_word(rest) {
-                    self.add_limit(param);
-                    // `param` is a subslice of `rest`: continue after it.
-                    let used = param.as_ptr() as usize - rest.as_ptr() as usize + param.len();
-                    rest = &rest[used..];
+                let mut at = keyword_end;
+                while let Some((from, to)) = next_word(buf, at, end) {
+                    self.add_limit(buf, from, to);
+                    at = to;
                 }
             }
             Extension::MtPriority => {
-                self.mt_priority_profile = params().next().map(|profile| {
+                self.mt_priority_profile = next_word(buf, keyword_end, end).map(|(from, to)| {
+                    let profile = &buf[from..to];
                     if profile.iter().all(|b| (0x20..0x7f).contains(b)) {
                         SmallStr::from_ascii(profile)
                     } else {
@@ -479,18 +696,7 @@ impl Capabilities {
                 continue;
             }
             let name_start = i;
-            // The name ends at the next space or at `end`: found eight bytes at a time (bytes from `end` on may be
-            // loaded; a space among them only stops the search at `end`).
-            let name_end = loop {
-                let spaces = zero_byte_mask(load_raw(buf, i, end) ^ SPACES);
-                if spaces != 0 {
-                    break (i + (spaces.trailing_zeros() / 8) as usize).min(end);
-                }
-                i += 8;
-                if i >= end {
-                    break end;
-                }
-            };
+            let name_end = word_end(buf, i, end);
             i = name_end;
             // 1 to 20 of `A-Z a-z 0-9 - _`; a known name is valid as matched.
             if name_end - name_start <= 20 {
@@ -508,12 +714,12 @@ impl Capabilities {
     }
 
     /// Reads one `NAME=value` parameter of `LIMITS` (RFC 9422 §3); unknown or malformed ones are ignored.
-    fn add_limit(&mut self, param: &[u8]) {
+    fn add_limit(&mut self, buf: &[u8], start: usize, end: usize) {
         // The name is what comes before the first `=`: the known names have none, so a name of 7 or 13 bytes
         // followed by `=` is compared (upper-cased, a word at a time) without looking for the first `=`.
-        let end = param.len();
-        let lo = upper_swar(load_raw(param, 0, end));
-        let (slot, value) = if param.get(7) == Some(&b'=') {
+        let len = end - start;
+        let lo = upper_swar(load_raw(buf, start, end) & low_bytes(len));
+        let (slot, value) = if len > 7 && buf[start + 7] == b'=' {
             const RCPTMAX: u64 = pack8(b"RCPTMAX");
             const MAILMAX: u64 = pack8(b"MAILMAX");
             let slot = match lo & low_bytes(7) {
@@ -521,17 +727,18 @@ impl Capabilities {
                 MAILMAX => &mut self.limits.mail_max,
                 _ => return,
             };
-            (slot, &param[8..])
-        } else if param.get(13) == Some(&b'=')
+            (slot, start + 8)
+        } else if len > 13
+            && buf[start + 13] == b'='
             && lo == const { pack8(b"RCPTDOMA") }
-            && upper_swar(load_raw(param, 8, end)) & low_bytes(5) == const { pack8(b"INMAX") }
+            && upper_swar(load_raw(buf, start + 8, end)) & low_bytes(5) == const { pack8(b"INMAX") }
         {
-            (&mut self.limits.rcpt_domain_max, &param[14..])
+            (&mut self.limits.rcpt_domain_max, start + 14)
         } else {
             return;
         };
         // A limit of zero would forbid the command altogether: treat it as malformed.
-        if let Some(n) = parse_decimal(value)
+        if let Some(n) = decimal(buf, value, end)
             .and_then(|n| u32::try_from(n).ok())
             .filter(|&n| n > 0)
         {
@@ -577,35 +784,34 @@ impl<const N: usize> std::fmt::Debug for SmallStr<N> {
     }
 }
 
-/// The SASL mechanisms: known ones inline up to [`INLINE_MECHANISMS`]; from the first unknown name (or the first
-/// that does not fit inline) on, the names are kept as compact bytes and decoded on first use.
-#[derive(Clone)]
+/// The SASL mechanisms in advertised order, kept compact while parsing: each known mechanism is a 4-bit code, each
+/// other name a few bytes. The list of [`Mechanism`]s is built on first use (a client looks at it once, when it
+/// authenticates).
+#[derive(Clone, Default)]
 struct Mechanisms {
-    len: u8,
-    inline: [Mechanism; INLINE_MECHANISMS],
-    /// The names read once `inline` could no longer take them, in advertised order (possibly repeating earlier
-    /// ones): each a known mechanism's code (`0x80 |` its index in [`KNOWN_MECHANISMS`]) or a length byte
-    /// (1 to 20) followed by the name as advertised (a valid name: ASCII).
-    rest: SmallBytes<MECHANISMS_REST_INLINE>,
-    /// `inline` then `rest`, deduplicated; only used when `rest` is not empty.
+    /// The first [`ORDER_SLOTS`] mechanisms, one nibble each, lowest first: `1 +` the index in
+    /// [`KNOWN_MECHANISMS`], or [`NAME_SLOT`] for the next entry of `names`.
+    order: u64,
+    /// Nibbles used in `order`.
+    count: u8,
+    /// One bit per known mechanism already listed (repeats are left out).
+    seen: u8,
+    /// Names that are not in [`KNOWN_MECHANISMS`], each a length byte (1 to 20) then the name as advertised (ASCII),
+    /// in advertised order; once `order` is full, known mechanisms follow here too as one byte,
+    /// `0x80 |` their index.
+    names: SmallBytes<MECHANISM_NAMES_INLINE>,
+    /// The mechanisms, decoded on first use (only ever after parsing, which owns the value).
     decoded: OnceLock<Box<[Mechanism]>>,
 }
 
-impl Default for Mechanisms {
-    fn default() -> Self {
-        Self {
-            len: 0,
-            inline: [const { Mechanism::Plain }; INLINE_MECHANISMS],
-            rest: SmallBytes::default(),
-            decoded: OnceLock::new(),
-        }
-    }
-}
+/// Bytes of [`Mechanisms::names`] kept inline.
+const MECHANISM_NAMES_INLINE: usize = 30;
+/// Mechanisms whose order [`Mechanisms::order`] holds.
+const ORDER_SLOTS: u8 = 16;
+/// The nibble of a mechanism named in [`Mechanisms::names`].
+const NAME_SLOT: u64 = 0xf;
 
-/// Bytes of [`Mechanisms::rest`] kept inline.
-const MECHANISMS_REST_INLINE: usize = 30;
-
-/// The mechanisms [`Mechanisms::rest`] stores as one code byte.
+/// The mechanisms [`Mechanisms`] stores as a code.
 const KNOWN_MECHANISMS: [Mechanism; 6] = [
     Mechanism::Plain,
     Mechanism::Login,
@@ -618,64 +824,96 @@ const KNOWN_MECHANISMS: [Mechanism; 6] = [
 impl Mechanisms {
     #[inline]
     fn as_slice(&self) -> &[Mechanism] {
-        if self.rest.len() == 0 {
-            &self.inline[..usize::from(self.len)]
-        } else {
-            self.decoded.get_or_init(|| self.decode())
+        if self.count == 0 {
+            return &[];
         }
+        self.decoded.get_or_init(|| self.decode())
     }
 
-    /// `inline` then the names of `rest`, without repeats.
+    /// The mechanisms in advertised order, without repeats.
     #[cold]
     fn decode(&self) -> Box<[Mechanism]> {
-        let mut all = self.inline[..usize::from(self.len)].to_vec();
-        let rest = self.rest.as_slice();
-        let mut i = 0;
-        while let Some(&b) = rest.get(i) {
-            let mechanism = if b & 0x80 != 0 {
-                i += 1;
-                KNOWN_MECHANISMS.get(usize::from(b & 0x7f)).cloned()
-            } else {
-                let name = rest.get(i + 1..i + 1 + usize::from(b)).unwrap_or_default();
-                i += 1 + usize::from(b);
-                (!name.is_empty()).then(|| Mechanism::from_name(name))
-            };
-            if let Some(mechanism) = mechanism
-                && !all.contains(&mechanism)
-            {
+        let mut all: Vec<Mechanism> = Vec::with_capacity(usize::from(self.count));
+        let names = self.names.as_slice();
+        let mut at = 0;
+        // The next entry of `names`.
+        let mut next_name = || {
+            let &b = names.get(at)?;
+            if b & 0x80 != 0 {
+                at += 1;
+                return KNOWN_MECHANISMS.get(usize::from(b & 0x7f)).cloned();
+            }
+            let name = names.get(at + 1..at + 1 + usize::from(b))?;
+            at += 1 + usize::from(b);
+            Some(Mechanism::from_name(name))
+        };
+        let mut push = |mechanism: Mechanism| {
+            if !all.contains(&mechanism) {
                 all.push(mechanism);
             }
+        };
+        for slot in 0..self.count {
+            let code = (self.order >> (4 * slot)) & 0xf;
+            let mechanism = if code == NAME_SLOT {
+                next_name()
+            } else {
+                KNOWN_MECHANISMS
+                    .get((code as usize).wrapping_sub(1))
+                    .cloned()
+            };
+            if let Some(mechanism) = mechanism {
+                push(mechanism);
+            }
+        }
+        // What did not fit in `order`.
+        while let Some(mechanism) = next_name() {
+            push(mechanism);
         }
         all.into_boxed_slice()
     }
 
     /// Adds the known mechanism `KNOWN_MECHANISMS[index]`.
-    #[inline]
+    #[inline(always)]
     fn push_known(&mut self, index: usize) {
-        if self.rest.len() == 0 {
-            let mechanism = &KNOWN_MECHANISMS[index];
-            let len = usize::from(self.len);
-            if self.inline[..len].contains(mechanism) {
-                return;
-            }
-            if let Some(slot) = self.inline.get_mut(len) {
-                *slot = mechanism.clone();
-                self.len += 1;
-                return;
-            }
+        let bit = 1u8 << index;
+        if self.seen & bit != 0 {
+            return;
         }
-        // `index < 6`.
-        self.rest.push(0x80 | index as u8);
-        self.decoded = OnceLock::new();
+        self.seen |= bit;
+        debug_assert!(self.decoded.get().is_none(), "pushed after decoding");
+        if self.count < ORDER_SLOTS {
+            self.order |= (index as u64 + 1) << (4 * self.count);
+            self.count += 1;
+        } else {
+            // `index < 6`.
+            self.names.push(0x80 | index as u8);
+        }
     }
 
     /// Adds the mechanism named `name` (a valid name, 1 to 20 bytes, that is not one of [`KNOWN_MECHANISMS`]).
-    #[cold]
+    #[inline]
     fn push_name(&mut self, name: &[u8]) {
-        // `name.len() <= 20`.
-        self.rest.push(name.len() as u8);
-        self.rest.extend_from_slice(name);
-        self.decoded = OnceLock::new();
+        debug_assert!(self.decoded.get().is_none(), "pushed after decoding");
+        if self.count < ORDER_SLOTS {
+            self.order |= NAME_SLOT << (4 * self.count);
+            self.count += 1;
+        }
+        match &mut self.names {
+            // Common case: it fits inline; one copy, no calls.
+            SmallBytes::Inline { len, buf }
+                if usize::from(*len) + 1 + name.len() <= MECHANISM_NAMES_INLINE =>
+            {
+                let at = usize::from(*len);
+                // `name.len() <= 20`.
+                buf[at] = name.len() as u8;
+                buf[at + 1..at + 1 + name.len()].copy_from_slice(name);
+                *len = (at + 1 + name.len()) as u8;
+            }
+            names => {
+                names.push(name.len() as u8);
+                names.extend_from_slice(name);
+            }
+        }
     }
 }
 
@@ -733,6 +971,32 @@ impl OtherKeywords {
         }
     }
 
+    /// [`OtherKeywords::push`] of a line of `len` (at most 16) bytes given as two little-endian words, zero past
+    /// `len`: copied as whole words when they fit inline.
+    #[inline(always)]
+    fn push_short(&mut self, words: [u64; 2], len: usize) {
+        if let SmallBytes::Inline { len: used, buf } = &mut self.lines {
+            let at = usize::from(*used) + usize::from(*used > 0);
+            if at + 16 <= OTHER_INLINE {
+                if at > 0 {
+                    buf[at - 1] = b'\n';
+                }
+                // `buf[at..at + 16]`: the line, then zeros past `len` (not counted).
+                let [lo, hi] = words;
+                buf[at..at + 8].copy_from_slice(&lo.to_le_bytes());
+                buf[at + 8..at + 16].copy_from_slice(&hi.to_le_bytes());
+                // At most `OTHER_INLINE <= 255`.
+                *used = (at + len) as u8;
+                debug_assert!(self.decoded.get().is_none(), "pushed after decoding");
+                return;
+            }
+        }
+        let mut line = [0u8; 16];
+        line[..8].copy_from_slice(&words[0].to_le_bytes());
+        line[8..].copy_from_slice(&words[1].to_le_bytes());
+        self.push(&line[..len]);
+    }
+
     fn get(&self) -> &[(String, Vec<String>)] {
         self.decoded
             .get_or_init(|| {
@@ -785,32 +1049,21 @@ const MECHANISM_BYTE: [bool; 256] = {
     table
 };
 
-/// The index in [`KNOWN_MECHANISMS`] of the mechanism named `buf[start..end]` (a valid SASL name: ASCII), matched
-/// a word at a time (bytes after `end` may be loaded and are masked off); `None` for any other name.
+/// The index in [`KNOWN_MECHANISMS`] of the mechanism named `buf[start..end]` (1 to 20 bytes), matched a word at a
+/// time (bytes after `end` may be loaded and are masked off); `None` for any other name.
 #[inline]
 fn known_mechanism(buf: &[u8], start: usize, end: usize) -> Option<usize> {
     let len = end - start;
-    let lo = upper_swar(load_raw(buf, start, end) & low_bytes(len));
+    if len > 16 {
+        return None;
+    }
+    let lo = load_raw(buf, start, end) & low_bytes(len);
     let hi = if len > 8 {
-        upper_swar(load_raw(buf, start + 8, end) & low_bytes(len - 8))
+        load_raw(buf, start + 8, end) & low_bytes(len - 8)
     } else {
         0
     };
-    const PLAIN: u64 = pack8(b"PLAIN");
-    const LOGIN: u64 = pack8(b"LOGIN");
-    const XOAUTH2: u64 = pack8(b"XOAUTH2");
-    const OAUTHBEA: u64 = pack8(b"OAUTHBEA");
-    const CRAM_MD5: u64 = pack8(b"CRAM-MD5");
-    const SCRAM_SH: u64 = pack8(b"SCRAM-SH");
-    Some(match (len, lo) {
-        (5, PLAIN) => 0,
-        (5, LOGIN) => 1,
-        (8, CRAM_MD5) => 2,
-        (7, XOAUTH2) => 3,
-        (11, OAUTHBEA) if hi == const { pack8(b"RER") } => 4,
-        (13, SCRAM_SH) if hi == const { pack8(b"A-256") } => 5,
-        _ => return None,
-    })
+    WordSlot::find(&MECHANISM_TABLE, MECHANISM_HASH, len, [lo, hi, 0])
 }
 
 /// The high bit of every byte of `word` that is not printable ASCII other than space (`0x21..0x7f`), exactly (no
@@ -931,32 +1184,58 @@ fn is_keyword(word: &[u8]) -> bool {
         && word.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// A non-empty run of ASCII digits as a number; `None` for anything else (signs included) or on overflow.
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
+/// [`is_keyword`] of a word of `len` bytes (1 to 16), given as two upper-cased little-endian words (bytes past
+/// `len` zero): every byte a letter, digit or `-`, the first not `-`; a word at a time.
+#[inline(always)]
+fn is_keyword_upper(lo: u64, hi: u64, len: usize) -> bool {
+    /// The high bit of every byte of `x` that is not `0-9`, `A-Z` or `-`, exactly (no carry crosses bytes).
+    #[inline(always)]
+    fn not_keyword_bytes(x: u64) -> u64 {
+        const HIGH: u64 = ONES << 7;
+        let low7 = x & !HIGH;
+        let in_range = |from: u8, to: u8| {
+            (low7 + ONES * u64::from(0x80 - from)) & !(low7 + ONES * u64::from(0x80 - to - 1))
+        };
+        // High bit set when the low 7 bits are not `-` (their sum with 0x7f... carries into the high bit unless 0).
+        let not_dash = (low7 ^ (ONES * u64::from(b'-'))) + ONES * 0x7f;
+        let valid = (in_range(b'0', b'9') | in_range(b'A', b'Z') | !not_dash) & !x & HIGH;
+        !valid & HIGH
     }
-    if digits.len() <= 8 {
-        return parse_short_decimal(digits);
-    }
-    let mut n = 0u64;
-    for &d in digits {
-        let digit = d.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(digit))?;
-    }
-    Some(n)
+    len > 0
+        && lo as u8 != b'-'
+        && not_keyword_bytes(lo) & low_bytes(len) == 0
+        && not_keyword_bytes(hi) & low_bytes(len.saturating_sub(8)) == 0
 }
 
-/// [`parse_decimal`] of 1 to 8 bytes, a word at a time: no per-digit loop.
+/// The non-empty run of ASCII digits `buf[start..end]` as a number; `None` for anything else (signs included) or on
+/// overflow. Up to 8 digits are read as one word (bytes of `buf` past `end` may be loaded; they are masked off).
 #[inline]
-fn parse_short_decimal(digits: &[u8]) -> Option<u64> {
-    let len = digits.len();
+fn decimal(buf: &[u8], start: usize, end: usize) -> Option<u64> {
+    let len = end.checked_sub(start)?;
+    match len {
+        0 => None,
+        1..=8 => decimal_word(load_raw(buf, start, end) & low_bytes(len), len),
+        _ => {
+            let mut n = 0u64;
+            for &d in &buf[start..end] {
+                let digit = d.wrapping_sub(b'0');
+                if digit > 9 {
+                    return None;
+                }
+                n = n.checked_mul(10)?.checked_add(u64::from(digit))?;
+            }
+            Some(n)
+        }
+    }
+}
+
+/// The number written by the `len` (1 to 8) bytes of `word` (little-endian, zero past `len`) if they are all ASCII
+/// digits: no per-digit loop.
+#[inline]
+fn decimal_word(word: u64, len: usize) -> Option<u64> {
     // Right-aligned in the 8 bytes (the most significant digit first, in the lowest byte), `0`-padded on the left.
     let pad = 8 - len;
-    let word = (load_short(digits) << (8 * pad)) | ((ONES * u64::from(b'0')) & low_bytes(pad));
+    let word = (word << (8 * pad)) | ((ONES * u64::from(b'0')) & low_bytes(pad));
     // Every byte in `0x30..=0x39`: the high nibble is 3, and adding 6 keeps it 3 (no carry crosses bytes).
     const HIGH_NIBBLES: u64 = ONES * 0xf0;
     if word & HIGH_NIBBLES != ONES * 0x30 || (word + ONES * 6) & HIGH_NIBBLES != ONES * 0x30 {
@@ -970,18 +1249,29 @@ fn parse_short_decimal(digits: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-/// The first non-empty space-separated word of `text`, if any.
+/// The first non-empty space-separated word of `buf[at..end]`, as a range, if any.
 #[inline]
-fn first_word(text: &[u8]) -> Option<&[u8]> {
-    let mut i = 0;
-    while i < text.len() && text[i] == b' ' {
-        i += 1;
+fn next_word(buf: &[u8], mut at: usize, end: usize) -> Option<(usize, usize)> {
+    while at < end && buf[at] == b' ' {
+        at += 1;
     }
-    let start = i;
-    while i < text.len() && text[i] != b' ' {
-        i += 1;
+    (at < end).then(|| (at, word_end(buf, at, end)))
+}
+
+/// Where the word starting at `at` ends in `buf[..end]`: the next space, or `end`. Eight bytes at a time (bytes
+/// from `end` on may be loaded; a space among them only stops the search at `end`).
+#[inline(always)]
+fn word_end(buf: &[u8], mut at: usize, end: usize) -> usize {
+    loop {
+        let spaces = zero_byte_mask(load_raw(buf, at, end) ^ SPACES);
+        if spaces != 0 {
+            return (at + (spaces.trailing_zeros() / 8) as usize).min(end);
+        }
+        at += 8;
+        if at >= end {
+            return end;
+        }
     }
-    (i > start).then(|| &text[start..i])
 }
 
 /// `buf[start..end]` without leading and trailing spaces, as a range.
@@ -1448,6 +1738,55 @@ mod tests {
             Capabilities::parse_ehlo(b"hello\r\n"),
             Err(ReplyError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn the_fast_path_needs_no_limit_checks() {
+        let limits = ReplyLimits::default();
+        assert!(FAST_EHLO_MAX <= limits.max_line_len);
+        assert!(FAST_EHLO_MAX <= limits.max_reply_len);
+        // Every line takes at least 5 bytes (`NNN\n` is the shortest, and only last).
+        assert!(FAST_EHLO_MAX / 5 < limits.max_lines);
+    }
+
+    #[test]
+    fn keyword_bytes_a_word_at_a_time() {
+        for word in [
+            &b"PIPECONNECT"[..],
+            b"X-EXPS",
+            b"8BITMIME",
+            b"A",
+            b"HELP",
+            b"X-LINK2STATE-ABCD",
+            b"-X",
+            b"X_Y",
+            b"X.Y",
+            b"",
+            b"X\x80",
+            b"X\xad",
+            b"X\x00",
+            b"X:",
+            b"X@",
+            b"X[",
+            b"X`",
+            b"X/",
+            b"X,",
+            b"0123456789ABCDEF",
+        ] {
+            let len = word.len();
+            if len > 16 {
+                continue;
+            }
+            let lo = upper_swar(load_word(word, 0, len));
+            let hi = upper_swar(load_word(word, 8, len));
+            assert_eq!(is_keyword_upper(lo, hi, len), is_keyword(word), "{word:?}");
+        }
+        for b in 0..=255u8 {
+            for word in [[b, b'X'], [b'X', b]] {
+                let lo = upper_swar(load_word(&word, 0, 2));
+                assert_eq!(is_keyword_upper(lo, 0, 2), is_keyword(&word), "{word:?}");
+            }
+        }
     }
 
     #[test]

@@ -501,13 +501,17 @@ impl Client {
             }
         }
         while !bytes.is_empty() && self.phase != Phase::Closed {
-            match self.framer.push(&mut bytes) {
-                Err(e) => {
-                    let stage = self.stage();
-                    return self.close(Some(Error::new(ErrorKind::Reply(e), stage, None)));
+            if let Some(used) = self.try_fast_hello(now, bytes) {
+                bytes = &bytes[used..];
+            } else {
+                match self.framer.push(&mut bytes) {
+                    Err(e) => {
+                        let stage = self.stage();
+                        return self.close(Some(Error::new(ErrorKind::Reply(e), stage, None)));
+                    }
+                    Ok(None) => break,
+                    Ok(Some(reply)) => self.on_reply(now, reply),
                 }
-                Ok(None) => break,
-                Ok(Some(reply)) => self.on_reply(now, reply),
             }
             if self.phase == (Phase::Handshake { implicit: false })
                 && (!bytes.is_empty() || !self.framer.is_empty())
@@ -986,6 +990,36 @@ impl Client {
         self.wire.unsent = 0;
         self.phase = Phase::Closed;
         self.events.push_back(Event::Closed { error });
+    }
+
+    /// The common case of the EHLO or LHLO reply: positive and whole at the start of `bytes`. Read straight into
+    /// capabilities in one pass ([`Capabilities::parse_ehlo`]'s), without building the reply; the outcome is the
+    /// one [`Client::on_reply`] reaches for it. Returns the bytes taken, or `None` to let the framer read them.
+    fn try_fast_hello(&mut self, now: Instant, bytes: &[u8]) -> Option<usize> {
+        if !matches!(
+            self.wire.pending.front(),
+            Some(Pending::Hello(Hello::Ehlo | Hello::Lhlo))
+        ) || !self.framer.is_empty()
+            // Premature (the command is not out yet): `on_reply` decides.
+            || self.wire.pending.len() <= self.wire.unsent
+        {
+            return None;
+        }
+        let (capabilities, used) =
+            Capabilities::parse_ehlo_prefix(bytes, &self.config.reply_limits)?;
+        let raw = &bytes[..used];
+        self.wire.anchor = now;
+        self.wire.note(Direction::Server, now, || {
+            // Only when a transcript is kept: the reply as `on_reply` notes it.
+            match crate::framer::parse_reply(raw) {
+                Ok(Some((reply, _))) => reply.to_string(),
+                _ => printable(raw),
+            }
+        });
+        self.wire.pending.pop_front();
+        self.capabilities = Some(capabilities);
+        self.after_hello();
+        Some(used)
     }
 
     fn on_reply(&mut self, now: Instant, reply: Reply) {

@@ -350,38 +350,20 @@ fn parse_fast(input: &[u8], limits: &ReplyLimits) -> Option<(Reply, usize)> {
 /// The most a multiline reply's text reserves up front on the fast path.
 const FAST_RESERVE: usize = 2048;
 
-/// The lines of one reply at the start of a slice, validated one by one: the fast path's line scanner, shared by
-/// reply parsing and EHLO parsing. It gives up (returns `None`) on anything the general path would have to report
+/// The lines of one reply at the start of a slice, validated one by one: the line scanner of the reply parsing fast
+/// path. It gives up (returns `None`) on anything the general path would have to report
 /// or wait for: a malformed line, a different code, a limit reached, a missing line end.
 pub(crate) struct FastLines<'a> {
     input: &'a [u8],
     /// Where the next line starts (the bytes taken so far).
-    pub(crate) pos: usize,
-    /// Where the text of the line last returned starts.
-    pub(crate) text_start: usize,
+    pos: usize,
     /// Lines returned so far.
     lines: usize,
     /// The code of the first line (meaningful once a line was returned).
-    pub(crate) code: ReplyCode,
+    code: ReplyCode,
     /// The first line's three digits, compared as bytes with every later line's.
     digits: [u8; 3],
-    /// `NNN-` and `NNN ` with the first line's digits, as little-endian words (for [`FastLines::peek_short`]).
-    heads: [u32; 2],
     limits: ReplyLimits,
-}
-
-/// A short line found by [`FastLines::peek_short`], not yet consumed.
-pub(crate) struct ShortLine {
-    /// The text's first 8 bytes as a little-endian word, zero-padded (the text has at most 26 bytes).
-    pub(crate) lo: u64,
-    /// The text's bytes 8 to 16, zero-padded.
-    pub(crate) hi: u64,
-    /// The text's length.
-    pub(crate) len: usize,
-    /// Whether the line ends the reply.
-    pub(crate) last: bool,
-    /// The line's length, CRLF included.
-    raw_len: usize,
 }
 
 impl<'a> FastLines<'a> {
@@ -390,11 +372,9 @@ impl<'a> FastLines<'a> {
         Self {
             input,
             pos: 0,
-            text_start: 0,
             lines: 0,
             code: ReplyCode::OK,
             digits: [0; 3],
-            heads: [0; 2],
             limits: *limits,
         }
     }
@@ -420,10 +400,6 @@ impl<'a> FastLines<'a> {
         if self.lines == 0 {
             self.code = ReplyCode::from_digits(*a, *b, *c)?;
             self.digits = [*a, *b, *c];
-            self.heads = [
-                u32::from_le_bytes([*a, *b, *c, b'-']),
-                u32::from_le_bytes([*a, *b, *c, b' ']),
-            ];
         } else if [*a, *b, *c] != self.digits {
             return None;
         }
@@ -437,93 +413,8 @@ impl<'a> FastLines<'a> {
         if self.lines > self.limits.max_lines || (!last && self.lines >= self.limits.max_lines) {
             return None;
         }
-        self.text_start = self.pos + (line.len() - text.len());
         self.pos += lf + 1;
         Some((text, last))
-    }
-}
-
-impl FastLines<'_> {
-    /// After the first line: the next line if it is short (at most 32 bytes), `NNN-text` or `NNN text` with the
-    /// first line's code and ended by CRLF, and within the limits; such a line is read from four word loads. `None`
-    /// when it is not (then [`FastLines::next_line`] reads it). Nothing is consumed until
-    /// [`FastLines::commit_short`].
-    #[inline(always)]
-    pub(crate) fn peek_short(&self) -> Option<ShortLine> {
-        let rest = self.input.get(self.pos..)?;
-        // The line's first 32 bytes as four words, zero-padded at the end of the input (a zero byte is never taken
-        // for an LF).
-        let words = |chunk: &[u8; 32]| {
-            let mut words = [0u64; 4];
-            for (word, bytes) in words.iter_mut().zip(chunk.chunks_exact(8)) {
-                *word = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
-            }
-            words
-        };
-        let [a, b, c, d] = match rest.first_chunk::<32>() {
-            Some(chunk) => words(chunk),
-            None => {
-                let mut chunk = [0u8; 32];
-                chunk[..rest.len()].copy_from_slice(rest);
-                words(&chunk)
-            }
-        };
-        let head = a as u32;
-        let last = if head == self.heads[0] {
-            false
-        } else if head == self.heads[1] {
-            true
-        } else {
-            return None;
-        };
-        // The first four bytes are digits and a separator: an LF can only follow.
-        let (ma, mb) = (lf_mask(a), lf_mask(b));
-        let lf = if ma != 0 {
-            (ma.trailing_zeros() / 8) as usize
-        } else if mb != 0 {
-            8 + (mb.trailing_zeros() / 8) as usize
-        } else {
-            let (mc, md) = (lf_mask(c), lf_mask(d));
-            if mc != 0 {
-                16 + (mc.trailing_zeros() / 8) as usize
-            } else if md != 0 {
-                24 + (md.trailing_zeros() / 8) as usize
-            } else {
-                return None;
-            }
-        };
-        // CRLF, with the CR after the separator (`NNN-\r\n` has an empty text).
-        if lf < 5 || rest[lf - 1] != b'\r' {
-            return None;
-        }
-        let raw_len = lf + 1;
-        let lines = self.lines + 1;
-        if raw_len > self.limits.max_line_len
-            || self.pos + raw_len > self.limits.max_reply_len
-            || lines > self.limits.max_lines
-            || (!last && lines >= self.limits.max_lines)
-        {
-            return None;
-        }
-        let len = lf - 5;
-        // Text bytes 0..8 are line bytes 4..12, text bytes 8..16 are line bytes 12..20.
-        let lo = ((a >> 32) | (b << 32)) & low_bytes(len);
-        let hi = ((b >> 32) | (c << 32)) & low_bytes(len.saturating_sub(8));
-        Some(ShortLine {
-            lo,
-            hi,
-            len,
-            last,
-            raw_len,
-        })
-    }
-
-    /// Consumes the line [`FastLines::peek_short`] returned; `text_start` is its text's position.
-    #[inline(always)]
-    pub(crate) fn commit_short(&mut self, line: &ShortLine) {
-        self.lines += 1;
-        self.text_start = self.pos + 4;
-        self.pos += line.raw_len;
     }
 }
 
@@ -545,7 +436,7 @@ pub(crate) fn low_bytes(n: usize) -> u64 {
 /// The position of the first LF in `hay`: sixteen bytes at a time in two words (reply lines are short, so this
 /// beats a vectorized search's set-up), then `memchr` for long lines.
 #[inline(always)]
-fn find_lf_fast(hay: &[u8]) -> Option<usize> {
+pub(crate) fn find_lf_fast(hay: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(chunk) = hay.get(i..).and_then(<[u8]>::first_chunk::<16>) {
         let (lo, hi) = chunk.split_at(8);
@@ -577,7 +468,7 @@ fn find_lf_fast(hay: &[u8]) -> Option<usize> {
 /// The high bit of each byte of `word` (little-endian) that is LF, and of no byte before the first LF: borrows only
 /// propagate upwards from a zero byte, so the lowest flagged byte is exactly the first LF.
 #[inline(always)]
-fn lf_mask(word: u64) -> u64 {
+pub(crate) fn lf_mask(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let x = word ^ (ONES * b'\n' as u64);

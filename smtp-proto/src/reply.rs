@@ -465,6 +465,16 @@ impl<const N: usize> SmallBytes<N> {
     }
 }
 
+impl<const N: usize> SmallBytes<N> {
+    /// Empty, inline.
+    pub(crate) const fn new() -> Self {
+        Self::Inline {
+            len: 0,
+            buf: [0; N],
+        }
+    }
+}
+
 impl<const N: usize> Default for SmallBytes<N> {
     fn default() -> Self {
         Self::Inline {

@@ -611,6 +611,65 @@ fn no_greeting_on_port_465_names_implicit_tls() {
     );
 }
 
+/// The EHLO reply whole in one read takes the client's one-pass path; byte by byte it goes through the framer and
+/// `Capabilities::from_ehlo`. Both must end the same way: the same capabilities, transcript and next command.
+#[test]
+fn ehlo_in_one_read_or_byte_by_byte_gives_the_same_session() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/replies");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the corpus")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("ehlo--"))
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    let mut replies: Vec<Vec<u8>> = files
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect();
+    // Odd but valid replies: bare LF endings, lower case, spaces, an unknown keyword with parameters.
+    replies
+        .push(b"250-mx\n250-pipelining\n250-size 1000\n250-X-FOO a b\n250 AUTH=login\n".to_vec());
+    replies.push(b"250 mx.example.org\r\n".to_vec());
+    for ehlo in &replies {
+        let run = |whole: bool| {
+            let mut cfg = plain();
+            cfg.transcript = true;
+            let mut s = Session::new(cfg);
+            s.server(b"220 mx\r\n");
+            s.sent();
+            if whole {
+                s.server(ehlo);
+            } else {
+                for b in ehlo {
+                    s.server(std::slice::from_ref(b));
+                }
+            }
+            let ready = s.events.iter().find_map(|e| match e {
+                Event::Ready { capabilities, .. } => Some(capabilities.clone()),
+                _ => None,
+            });
+            let ready = ready.expect("ready after EHLO");
+            let mut transcript = Vec::new();
+            while let Some(e) = s.client.poll_transcript() {
+                transcript.push(e.text);
+            }
+            (ready, transcript, s.sent())
+        };
+        let (fast, fast_transcript, fast_sent) = run(true);
+        let (framed, framed_transcript, framed_sent) = run(false);
+        let name = String::from_utf8_lossy(ehlo);
+        assert_eq!(fast, framed, "{name}");
+        assert_eq!(fast.auth_mechanisms(), framed.auth_mechanisms(), "{name}");
+        assert_eq!(fast.other(), framed.other(), "{name}");
+        assert_eq!(fast_transcript, framed_transcript, "{name}");
+        assert_eq!(fast_sent, framed_sent, "{name}");
+    }
+}
+
 // ----- AUTH -----
 
 fn auth_session(creds: Credentials, mechs: &str) -> Session {
