@@ -91,7 +91,7 @@ impl Extension {
     }
 
     /// The extension advertised by a keyword (any case) of `len` bytes, given its first 24 bytes as little-endian
-    /// words, zero past `len` (see [`WordSlot::find`]).
+    /// words (see [`WordSlot::find`]).
     #[inline(always)]
     fn lookup(len: usize, words: [u64; 3]) -> Option<Self> {
         let index = WordSlot::find(&KEYWORD_TABLE, KEYWORD_HASH, len, words)?;
@@ -112,49 +112,58 @@ struct WordSlot {
     /// `0x20` in every byte that is a letter: the bit that may differ (keywords and mechanism names are
     /// case-insensitive).
     case: [u64; 3],
+    /// The bytes of each word that belong to the word (`0xff`), as masks.
+    mask: [u64; 3],
+    /// The word's length; `u8::MAX` for an empty slot (never a length looked up).
     len: u8,
-    /// The word's index in the list the table was built from; `u8::MAX` for an empty slot.
+    /// The word's index in the list the table was built from.
     index: u8,
 }
 
 impl WordSlot {
-    /// The table's slot for a word whose first 8 bytes are `first` (little-endian, zero past its end), the same in
-    /// any case: letters are lower-cased (other bytes changed too, which only moves them to another slot, where they
-    /// do not match).
+    /// The table's slot for a word whose first bytes are `first` (little-endian; any bytes past the word's third):
+    /// the hash of the first three bytes, the same in any case (letters are lower-cased; other bytes change too,
+    /// which only moves them to another slot, where they do not match). The known words of each table differ in
+    /// their first three bytes.
     #[inline(always)]
     const fn slot(first: u64, hash: u64, slots: usize) -> usize {
-        ((first | (ONES * 0x20)).wrapping_mul(hash) >> (64 - slots.trailing_zeros())) as usize
+        (((first & 0xff_ffff) | 0x20_2020).wrapping_mul(hash) >> (64 - slots.trailing_zeros()))
+            as usize
     }
 
-    /// A table of `words` (each at most 24 bytes) where [`WordSlot::slot`] with `hash` gives every word a slot of
-    /// its own: checked here, at compile time.
+    /// A table of `words` (each 3 to 24 bytes) where [`WordSlot::slot`] with `hash` gives every word a slot of its
+    /// own: checked here, at compile time.
     const fn table<const SLOTS: usize>(words: &[&str], hash: u64) -> [WordSlot; SLOTS] {
         assert!(SLOTS.is_power_of_two() && words.len() < u8::MAX as usize);
         let mut table = [WordSlot {
             words: [0; 3],
             case: [0; 3],
-            len: 0,
+            mask: [0; 3],
+            len: u8::MAX,
             index: u8::MAX,
         }; SLOTS];
         let mut i = 0;
         while i < words.len() {
             let word = words[i].as_bytes();
-            assert!(!word.is_empty() && word.len() <= 24);
+            assert!(word.len() >= 3 && word.len() <= 24);
             let mut packed = [0u64; 3];
             let mut case = [0u64; 3];
+            let mut mask = [0u64; 3];
             let mut b = 0;
             while b < word.len() {
                 packed[b / 8] |= (word[b] as u64) << (8 * (b % 8));
+                mask[b / 8] |= 0xff << (8 * (b % 8));
                 if word[b].is_ascii_alphabetic() {
                     case[b / 8] |= 0x20 << (8 * (b % 8));
                 }
                 b += 1;
             }
             let slot = Self::slot(packed[0], hash, SLOTS);
-            assert!(table[slot].index == u8::MAX, "two words share a hash slot");
+            assert!(table[slot].len == u8::MAX, "two words share a hash slot");
             table[slot] = WordSlot {
                 words: packed,
                 case,
+                mask,
                 len: word.len() as u8,
                 index: i as u8,
             };
@@ -163,9 +172,24 @@ impl WordSlot {
         table
     }
 
-    /// The index of the word of `len` bytes (any case), given as three little-endian words zero past `len`: one
-    /// probe, then compared as integers with the slot's word, the case of letters ignored by a mask. No per-byte
-    /// loop. (An empty slot has length 0 and never matches: no word is empty.)
+    /// The slot `words` would be in.
+    #[inline(always)]
+    fn probe<const SLOTS: usize>(table: &[WordSlot; SLOTS], hash: u64, first: u64) -> &WordSlot {
+        &table[Self::slot(first, hash, SLOTS) & (SLOTS - 1)]
+    }
+
+    /// Whether the bytes given as three little-endian words start with this slot's word (any case; bytes past it
+    /// are not looked at). An empty slot matches nothing that is then checked for its length.
+    #[inline(always)]
+    fn starts(&self, words: [u64; 3]) -> bool {
+        let differ = ((words[0] ^ self.words[0]) & !self.case[0] & self.mask[0])
+            | ((words[1] ^ self.words[1]) & !self.case[1] & self.mask[1])
+            | ((words[2] ^ self.words[2]) & !self.case[2] & self.mask[2]);
+        differ == 0
+    }
+
+    /// The index of the word of `len` bytes (any case), given as three little-endian words (bytes past `len` may be
+    /// anything): one probe, then compared as integers. No per-byte loop.
     #[inline(always)]
     fn find<const SLOTS: usize>(
         table: &[WordSlot; SLOTS],
@@ -173,11 +197,8 @@ impl WordSlot {
         len: usize,
         words: [u64; 3],
     ) -> Option<usize> {
-        let slot = &table[Self::slot(words[0], hash, SLOTS) & (SLOTS - 1)];
-        let differ = ((words[0] ^ slot.words[0]) & !slot.case[0])
-            | ((words[1] ^ slot.words[1]) & !slot.case[1])
-            | ((words[2] ^ slot.words[2]) & !slot.case[2]);
-        (differ == 0 && usize::from(slot.len) == len && len > 0).then_some(usize::from(slot.index))
+        let slot = Self::probe(table, hash, words[0]);
+        (usize::from(slot.len) == len && slot.starts(words)).then_some(usize::from(slot.index))
     }
 }
 
@@ -205,7 +226,7 @@ const KNOWN_EXTENSIONS: [Extension; 16] = {
 };
 
 /// The hash multiplier of [`KEYWORD_TABLE`] (found by a search; the table's build checks it).
-const KEYWORD_HASH: u64 = 0xc732_1cc0_07b3_7e15;
+const KEYWORD_HASH: u64 = 0x891b_a6ad_998a_0e31;
 
 /// The keywords of [`KNOWN_EXTENSIONS`].
 const KEYWORD_TABLE: [WordSlot; 32] = {
@@ -219,7 +240,7 @@ const KEYWORD_TABLE: [WordSlot; 32] = {
 };
 
 /// The hash multiplier of [`MECHANISM_TABLE`].
-const MECHANISM_HASH: u64 = 0x5bc8_fbbc_bde5_c099;
+const MECHANISM_HASH: u64 = 0x6d4b_9adb_ebcd_1f5f;
 
 /// The names of [`KNOWN_MECHANISMS`].
 const MECHANISM_TABLE: [WordSlot; 8] = WordSlot::table(
@@ -312,6 +333,7 @@ impl Capabilities {
     ///
     /// Fails if the bytes are not a well-formed reply, and with [`ReplyError::Malformed`] (reason
     /// `"incomplete reply"`) if they end before the reply does.
+    #[inline]
     pub fn parse_ehlo(bytes: &[u8]) -> Result<Self, ReplyError> {
         // Built in place in the value returned (a move of `Capabilities` is a few hundred bytes of copying).
         let mut parsed = Ok(const { Self::none() });
@@ -374,29 +396,31 @@ impl Capabilities {
             [b'-', text @ ..] => (false, text),
             _ => return None,
         };
-        self.set_domain(first);
+        // `first` is `bytes[first_start..lf]` less a CR.
+        let first_start = line.len() - first.len();
+        self.set_domain_within(bytes, first_start, first_start + first.len());
         let more = u32::from_le_bytes([*a, *b, *c, b'-']);
         let end_head = u32::from_le_bytes([*a, *b, *c, b' ']);
         let mut pos = lf + 1;
         while !last {
-            // The line's first 20 bytes: `NNN-` or `NNN ` with the first line's digits, then the text's first 16
-            // bytes as two words, in which the line end is found and the keyword compared (zero past the input: a
-            // zero is never an LF; bytes past the line are masked off).
-            let chunk = match bytes.get(pos..).and_then(<[u8]>::first_chunk::<20>) {
+            // The line's first 28 bytes: `NNN-` or `NNN ` with the first line's digits, then the text's first 24
+            // bytes as three words (zero past the input: a zero is never an LF; bytes past the line are masked off).
+            let chunk = match bytes.get(pos..).and_then(<[u8]>::first_chunk::<28>) {
                 Some(chunk) => *chunk,
                 None => {
-                    let rest = bytes.get(pos..)?;
-                    let mut chunk = [0u8; 20];
-                    chunk[..rest.len()].copy_from_slice(rest);
+                    let mut chunk = [0u8; 28];
+                    for (to, from) in chunk.iter_mut().zip(bytes.get(pos..)?) {
+                        *to = *from;
+                    }
                     chunk
                 }
             };
             let (head, text) = chunk.split_first_chunk::<4>()?;
-            let (w0, w1) = text.split_first_chunk::<8>()?;
-            let (w0, w1) = (
-                u64::from_le_bytes(*w0),
-                u64::from_le_bytes(w1.first_chunk::<8>().copied()?),
-            );
+            let (w0, text) = text.split_first_chunk::<8>()?;
+            let (w1, w2) = text.split_first_chunk::<8>()?;
+            let w0 = u64::from_le_bytes(*w0);
+            let w1 = u64::from_le_bytes(*w1);
+            let w2 = u64::from_le_bytes(*w2.first_chunk::<8>()?);
             let head = u32::from_le_bytes(*head);
             last = if head == more {
                 false
@@ -406,17 +430,24 @@ impl Capabilities {
                 return None;
             };
             let start = pos + 4;
-            let mut w2 = 0;
-            let lf = match (lf_mask(w0), lf_mask(w1)) {
-                (0, 0) => {
-                    w2 = load_raw(bytes, start + 16, bytes.len());
-                    match lf_mask(w2) {
-                        0 => start + 24 + find_lf_fast(bytes.get(start + 24..)?)?,
-                        m2 => start + 16 + (m2.trailing_zeros() / 8) as usize,
-                    }
+            // Most lines are one known keyword alone, then CRLF: checked against the one keyword its first three
+            // bytes can begin, without looking for the line end.
+            let slot = WordSlot::probe(&KEYWORD_TABLE, KEYWORD_HASH, w0);
+            let len = usize::from(slot.len);
+            let known = slot.starts([w0, w1, w2]);
+            if known && chunk.get(4 + len..6 + len) == Some(b"\r\n") {
+                let bit = 1 << slot.index;
+                if bit & WITH_PARAMS == 0 {
+                    self.known |= bit;
+                    pos = start + len + 2;
+                    continue;
                 }
-                (0, m1) => start + 8 + (m1.trailing_zeros() / 8) as usize,
-                (m0, _) => start + (m0.trailing_zeros() / 8) as usize,
+            }
+            let lf = match (lf_mask(w0), lf_mask(w1), lf_mask(w2)) {
+                (0, 0, 0) => start + 24 + find_lf_fast(bytes.get(start + 24..)?)?,
+                (0, 0, m2) => start + 16 + (m2.trailing_zeros() / 8) as usize,
+                (0, m1, _) => start + 8 + (m1.trailing_zeros() / 8) as usize,
+                (m0, _, _) => start + (m0.trailing_zeros() / 8) as usize,
             };
             pos = lf + 1;
             let end = if lf > start && bytes.get(lf - 1) == Some(&b'\r') {
@@ -424,23 +455,25 @@ impl Capabilities {
             } else {
                 lf
             };
+            // A known keyword, a space, parameters.
+            if known
+                && chunk.get(4 + len) == Some(&b' ')
+                && let Some(&ext) = KNOWN_EXTENSIONS.get(usize::from(slot.index))
+            {
+                self.add_known(ext, bytes, start + len, end);
+                continue;
+            }
             let len = end - start;
-            // Most lines are one keyword alone.
-            if len <= 24 {
+            // An unknown keyword alone (no space: all keyword bytes).
+            if len <= 16 {
                 let lo = w0 & low_bytes(len);
                 let hi = w1 & low_bytes(len.saturating_sub(8));
-                match Extension::lookup(len, [lo, hi, w2 & low_bytes(len.saturating_sub(16))]) {
-                    Some(ext) if ext.bit() & WITH_PARAMS == 0 => {
-                        self.known |= ext.bit();
-                        continue;
-                    }
-                    // An unknown keyword alone (no space: all keyword bytes).
-                    None if len <= 16 && is_keyword_upper(upper_swar(lo), upper_swar(hi), len) => {
-                        self.other.push_short([lo, hi], len);
-                        continue;
-                    }
-                    // `SIZE` or `AUTH` alone, a keyword with parameters: read below.
-                    _ => {}
+                if zero_byte_mask(lo ^ SPACES) | zero_byte_mask(hi ^ SPACES) == 0
+                    && Extension::lookup(len, [lo, hi, 0]).is_none()
+                    && is_keyword_upper(upper_swar(lo), upper_swar(hi), len)
+                {
+                    self.other.push_short([lo, hi], len);
+                    continue;
                 }
             }
             if len > 0 && bytes[start] != b' ' && bytes[end - 1] != b' ' {
@@ -480,6 +513,13 @@ impl Capabilities {
 
     /// Reads the first line: the first word is the server's domain.
     fn set_domain(&mut self, first: &[u8]) {
+        self.set_domain_within(first, 0, first.len());
+    }
+
+    /// [`Capabilities::set_domain`] of `buf[start..end]`; bytes of `buf` past `end` may be copied (not kept).
+    #[inline]
+    fn set_domain_within(&mut self, buf: &[u8], start: usize, end: usize) {
+        let first = &buf[start..end];
         // Common case: the first word is printable ASCII from the first byte on, ended by a space or the end of the
         // line; found eight bytes at a time.
         let mut i = 0;
@@ -500,7 +540,7 @@ impl Capabilities {
             }
         };
         if stop == first.len() || (stop > 0 && first[stop] == b' ') {
-            self.domain.set(&first[..stop]);
+            self.domain.set_within(buf, start, stop);
             return;
         }
         let domain = first.trim_ascii_start();
@@ -656,6 +696,12 @@ impl Capabilities {
             }
             return;
         };
+        self.add_known(ext, buf, keyword_end, end);
+    }
+
+    /// Adds the known extension `ext`, whose parameters (if any, after spaces) are `buf[from..end]`.
+    #[inline]
+    fn add_known(&mut self, ext: Extension, buf: &[u8], keyword_end: usize, end: usize) {
         self.known |= ext.bit();
         match ext {
             Extension::Size => {
@@ -769,6 +815,26 @@ impl<const N: usize> SmallStr<N> {
                 *len = text.len() as u8;
             }
             other => *other = SmallBytes::Heap(text.to_vec()),
+        }
+    }
+
+    /// Replaces the text with `buf[start..start + len]` (valid UTF-8), in place: a copy of fixed size when `buf`
+    /// has `N` bytes from `start` (the bytes past `len` are not part of the text).
+    #[inline]
+    fn set_within(&mut self, buf: &[u8], start: usize, len: usize) {
+        match &mut self.0 {
+            SmallBytes::Inline {
+                len: used,
+                buf: inline,
+            } if len <= N => {
+                match buf.get(start..).and_then(<[u8]>::first_chunk::<N>) {
+                    Some(block) => *inline = *block,
+                    None => inline[..len].copy_from_slice(&buf[start..start + len]),
+                }
+                // `len <= N <= 255`.
+                *used = len as u8;
+            }
+            other => *other = SmallBytes::Heap(buf[start..start + len].to_vec()),
         }
     }
 
@@ -1209,7 +1275,7 @@ fn is_keyword_upper(lo: u64, hi: u64, len: usize) -> bool {
 
 /// The non-empty run of ASCII digits `buf[start..end]` as a number; `None` for anything else (signs included) or on
 /// overflow. Up to 8 digits are read as one word (bytes of `buf` past `end` may be loaded; they are masked off).
-#[inline]
+#[inline(always)]
 fn decimal(buf: &[u8], start: usize, end: usize) -> Option<u64> {
     let len = end.checked_sub(start)?;
     match len {
