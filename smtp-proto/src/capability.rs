@@ -433,13 +433,13 @@ impl Capabilities {
             // Most lines are one known keyword alone, then CRLF: checked against the one keyword its first three
             // bytes can begin, without looking for the line end.
             let slot = WordSlot::probe(&KEYWORD_TABLE, KEYWORD_HASH, w0);
-            let len = usize::from(slot.len);
+            let keyword_len = usize::from(slot.len);
             let known = slot.starts([w0, w1, w2]);
-            if known && chunk.get(4 + len..6 + len) == Some(b"\r\n") {
+            if known && chunk.get(4 + keyword_len..6 + keyword_len) == Some(b"\r\n") {
                 let bit = 1 << slot.index;
                 if bit & WITH_PARAMS == 0 {
                     self.known |= bit;
-                    pos = start + len + 2;
+                    pos = start + keyword_len + 2;
                     continue;
                 }
             }
@@ -457,21 +457,19 @@ impl Capabilities {
             };
             // A known keyword, a space, parameters.
             if known
-                && chunk.get(4 + len) == Some(&b' ')
+                && chunk.get(4 + keyword_len) == Some(&b' ')
                 && let Some(&ext) = KNOWN_EXTENSIONS.get(usize::from(slot.index))
             {
-                self.add_known(ext, bytes, start + len, end);
+                self.add_known(ext, bytes, start + keyword_len, end);
                 continue;
             }
             let len = end - start;
-            // An unknown keyword alone (no space: all keyword bytes).
-            if len <= 16 {
+            // An unknown keyword alone: all keyword bytes (no space), and not a known keyword (which, being the only
+            // one starting with the same three bytes, would have matched `slot`).
+            if len <= 16 && !(known && len == keyword_len) {
                 let lo = w0 & low_bytes(len);
                 let hi = w1 & low_bytes(len.saturating_sub(8));
-                if zero_byte_mask(lo ^ SPACES) | zero_byte_mask(hi ^ SPACES) == 0
-                    && Extension::lookup(len, [lo, hi, 0]).is_none()
-                    && is_keyword_upper(upper_swar(lo), upper_swar(hi), len)
-                {
+                if is_keyword_upper(upper_swar(lo), upper_swar(hi), len) {
                     self.other.push_short([lo, hi], len);
                     continue;
                 }
