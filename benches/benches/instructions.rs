@@ -82,6 +82,9 @@ fn reply_stalwart(bytes: Vec<u8>) -> usize {
 #[library_benchmark]
 #[bench::postfix(args = ("ehlo--ehlo-postfix",), setup = corpus_file)]
 #[bench::fifteen_lines(args = ("ehlo--ehlo-15-lines",), setup = corpus_file)]
+#[bench::exim(args = ("ehlo--ehlo-exim",), setup = corpus_file)]
+#[bench::gmail(args = ("ehlo--ehlo-gmail-submission",), setup = corpus_file)]
+#[bench::office365(args = ("ehlo--ehlo-office365",), setup = corpus_file)]
 fn ehlo_ours(bytes: Vec<u8>) -> usize {
     let caps = Capabilities::parse_ehlo(black_box(&bytes)).expect("valid");
     let n = black_box(caps.domain().len());
@@ -93,6 +96,9 @@ fn ehlo_ours(bytes: Vec<u8>) -> usize {
 #[library_benchmark]
 #[bench::postfix(args = ("ehlo--ehlo-postfix",), setup = corpus_file)]
 #[bench::fifteen_lines(args = ("ehlo--ehlo-15-lines",), setup = corpus_file)]
+#[bench::exim(args = ("ehlo--ehlo-exim",), setup = corpus_file)]
+#[bench::gmail(args = ("ehlo--ehlo-gmail-submission",), setup = corpus_file)]
+#[bench::office365(args = ("ehlo--ehlo-office365",), setup = corpus_file)]
 fn ehlo_stalwart(bytes: Vec<u8>) -> usize {
     let caps =
         stalwart_smtp_proto::EhloResponse::parse(&mut black_box(&bytes).iter()).expect("valid");

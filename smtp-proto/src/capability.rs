@@ -405,23 +405,32 @@ impl Capabilities {
         while !last {
             // The line's first 28 bytes: `NNN-` or `NNN ` with the first line's digits, then the text's first 24
             // bytes as three words (zero past the input: a zero is never an LF; bytes past the line are masked off).
-            let chunk = match bytes.get(pos..).and_then(<[u8]>::first_chunk::<28>) {
-                Some(chunk) => *chunk,
+            // Loaded in place (never through a copy, whose stores the loads would have to wait for); zero past
+            // the input.
+            let (head, w0, w1, w2) = match bytes.get(pos..).and_then(<[u8]>::first_chunk::<28>) {
+                Some(chunk) => {
+                    let (head, text) = chunk.split_first_chunk::<4>()?;
+                    let (w0, text) = text.split_first_chunk::<8>()?;
+                    let (w1, w2) = text.split_first_chunk::<8>()?;
+                    let w2 = w2.first_chunk::<8>()?;
+                    (
+                        u32::from_le_bytes(*head),
+                        u64::from_le_bytes(*w0),
+                        u64::from_le_bytes(*w1),
+                        u64::from_le_bytes(*w2),
+                    )
+                }
                 None => {
-                    let mut chunk = [0u8; 28];
-                    for (to, from) in chunk.iter_mut().zip(bytes.get(pos..)?) {
-                        *to = *from;
-                    }
-                    chunk
+                    let head = bytes.get(pos..)?.first_chunk::<4>()?;
+                    let end = bytes.len();
+                    (
+                        u32::from_le_bytes(*head),
+                        load_raw(bytes, pos + 4, end),
+                        load_raw(bytes, pos + 12, end),
+                        load_raw(bytes, pos + 20, end),
+                    )
                 }
             };
-            let (head, text) = chunk.split_first_chunk::<4>()?;
-            let (w0, text) = text.split_first_chunk::<8>()?;
-            let (w1, w2) = text.split_first_chunk::<8>()?;
-            let w0 = u64::from_le_bytes(*w0);
-            let w1 = u64::from_le_bytes(*w1);
-            let w2 = u64::from_le_bytes(*w2.first_chunk::<8>()?);
-            let head = u32::from_le_bytes(*head);
             last = if head == more {
                 false
             } else if head == end_head {
@@ -435,7 +444,7 @@ impl Capabilities {
             let slot = WordSlot::probe(&KEYWORD_TABLE, KEYWORD_HASH, w0);
             let keyword_len = usize::from(slot.len);
             let known = slot.starts([w0, w1, w2]);
-            if known && chunk.get(4 + keyword_len..6 + keyword_len) == Some(b"\r\n") {
+            if known && bytes.get(start + keyword_len..start + keyword_len + 2) == Some(b"\r\n") {
                 let bit = 1 << slot.index;
                 if bit & WITH_PARAMS == 0 {
                     self.known |= bit;
@@ -457,7 +466,7 @@ impl Capabilities {
             };
             // A known keyword, a space, parameters.
             if known
-                && chunk.get(4 + keyword_len) == Some(&b' ')
+                && bytes.get(start + keyword_len) == Some(&b' ')
                 && let Some(&ext) = KNOWN_EXTENSIONS.get(usize::from(slot.index))
             {
                 self.add_known(ext, bytes, start + keyword_len, end);
