@@ -179,13 +179,13 @@ impl WordSlot {
     }
 
     /// Whether the bytes given as three little-endian words start with this slot's word (any case; bytes past it
-    /// are not looked at). An empty slot matches nothing that is then checked for its length.
+    /// are not looked at). An empty slot matches nothing.
     #[inline(always)]
     fn starts(&self, words: [u64; 3]) -> bool {
         let differ = ((words[0] ^ self.words[0]) & !self.case[0] & self.mask[0])
             | ((words[1] ^ self.words[1]) & !self.case[1] & self.mask[1])
             | ((words[2] ^ self.words[2]) & !self.case[2] & self.mask[2]);
-        differ == 0
+        differ == 0 && self.index != u8::MAX
     }
 
     /// The index of the word of `len` bytes (any case), given as three little-endian words (bytes past `len` may be
@@ -445,7 +445,8 @@ impl Capabilities {
             let keyword_len = usize::from(slot.len);
             let known = slot.starts([w0, w1, w2]);
             if known && bytes.get(start + keyword_len..start + keyword_len + 2) == Some(b"\r\n") {
-                let bit = 1 << slot.index;
+                // `slot.index < 16`: the slot is not empty.
+                let bit = 1u32 << (slot.index & 31);
                 if bit & WITH_PARAMS == 0 {
                     self.known |= bit;
                     pos = start + keyword_len + 2;
