@@ -1227,14 +1227,27 @@ fn packed_upper(word: &[u8]) -> Option<u128> {
     Some(u128::from(upper_swar(lo)) | (u128::from(upper_swar(hi)) << 64))
 }
 
-/// Up to 8 bytes as a little-endian integer, zero-padded.
+/// Up to 8 bytes (the first 8 of `bytes`) as a little-endian integer, zero-padded. Two overlapping loads, no
+/// per-byte loop: the bytes both loads cover are the same, so OR-ing them keeps them.
 #[inline]
 fn load_short(bytes: &[u8]) -> u64 {
-    let mut x = 0u64;
-    for (i, &b) in bytes.iter().take(8).enumerate() {
-        x |= u64::from(b) << (8 * i);
+    let n = bytes.len();
+    if let Some(word) = bytes.first_chunk::<8>() {
+        return u64::from_le_bytes(*word);
     }
-    x
+    match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        (Some(lo), Some(hi)) => {
+            u64::from(u32::from_le_bytes(*lo))
+                | (u64::from(u32::from_le_bytes(*hi)) << (8 * (n - 4)))
+        }
+        _ => match (bytes.first_chunk::<2>(), bytes.last_chunk::<2>()) {
+            (Some(lo), Some(hi)) => {
+                u64::from(u16::from_le_bytes(*lo))
+                    | (u64::from(u16::from_le_bytes(*hi)) << (8 * (n - 2)))
+            }
+            _ => bytes.first().map_or(0, |&b| u64::from(b)),
+        },
+    }
 }
 
 /// ASCII upper-casing of the 8 bytes of `x` at once: each byte in `a..=z` loses its 0x20 bit, every other byte is
@@ -1821,6 +1834,21 @@ mod tests {
         assert!(FAST_EHLO_MAX <= limits.max_reply_len);
         // Every line takes at least 5 bytes (`NNN\n` is the shortest, and only last).
         assert!(FAST_EHLO_MAX / 5 < limits.max_lines);
+    }
+
+    #[test]
+    fn short_loads_match_the_byte_loop() {
+        let bytes: Vec<u8> = (1..=12).collect();
+        for start in 0..bytes.len() {
+            for end in start..=bytes.len() {
+                let slice = &bytes[start..end];
+                let mut expected = 0u64;
+                for (i, &b) in slice.iter().take(8).enumerate() {
+                    expected |= u64::from(b) << (8 * i);
+                }
+                assert_eq!(load_short(slice), expected, "{slice:?}");
+            }
+        }
     }
 
     #[test]
