@@ -12,7 +12,7 @@
 //! [`unstuff`] and [`normalize_line_endings`] are simple, independent reference implementations for tests and
 //! fuzzing.
 
-use smtp_scan::{Check, copy_regular};
+use smtp_scan::{Check, copy_fixed};
 
 /// Streaming body encoder for `DATA` (dot-stuffing and CRLF normalization) or a text `BDAT` body
 /// (normalization only).
@@ -94,66 +94,49 @@ impl DotStuffer {
         }
     }
 
-    /// The encoding loop, specialized for dot-stuffing (`STUFF`) or normalization only.
+    /// The encoding, specialized for dot-stuffing (`STUFF`) or normalization only.
     ///
-    /// Bytes that need no change are never copied one by one: [`smtp_scan::copy_regular`] (AVX2 or SSE2) copies
-    /// up to the first byte pair that is not plain CRLF text (a bare CR, a bare LF or, when stuffing, an LF
-    /// followed by a dot), checking and copying 64 bytes at a time; each such pair costs one insertion (LF after a
-    /// bare CR, CR before a bare LF, a second dot) and the copy goes on after it.
+    /// Every change the encoder makes depends only on a pair of adjacent bytes: an LF after a bare CR (and a
+    /// second dot if the new line starts with `.`), a CR before a bare LF, a second dot after an LF followed by
+    /// `.`. So the encoder only handles the first byte (whose predecessor was in an earlier push) and the last one
+    /// (whose successor is unknown); [`smtp_scan::copy_fixed`] does everything in between in one pass (AVX2 or
+    /// SSE2: 128 bytes loaded, stored and checked at a time, the rare insertions made without leaving the loop).
     fn encode<const STUFF: bool>(&mut self, input: &[u8], out: &mut Vec<u8>) {
         let check = if STUFF {
             Check::LineEndingsAndDots
         } else {
             Check::LineEndings
         };
-        let len = input.len();
-        // The next byte to write; `at_line_start` describes it, and it is never the LF of a CRLF (that LF is
-        // taken with its CR).
+        // The first byte to hand to `copy_fixed`: `at_line_start` describes it, and it is not an LF (a bare LF
+        // here, at the start of the input or after a line ending we inserted, is written first).
         let mut i = 0;
-        while i < len {
+        loop {
+            let Some(&b) = input.get(i) else {
+                return;
+            };
             if self.at_line_start {
                 self.at_line_start = false;
-                if STUFF && input[i] == b'.' {
+                if STUFF && b == b'.' {
                     out.push(b'.');
                 }
             }
-            if input[i] == b'\n' {
-                // A bare LF (at the start of the input, or right after a line ending we inserted).
-                out.extend_from_slice(b"\r\n");
-                i += 1;
-                self.at_line_start = true;
-                continue;
+            if b != b'\n' {
+                break;
             }
-            // Copies `input[i..=k]`, `k` the first irregular pair `(input[k], input[k + 1])` from `i`.
-            let Some(offset) = copy_regular(&input[i..], check, out) else {
-                // Every pair from `i` on is regular, and all but the last byte are copied: its successor is unknown.
-                match input[len - 1] {
-                    // A CR at the end: held back until the next byte shows whether an LF follows.
-                    b'\r' => self.pending_cr = true,
-                    // The LF of a CRLF (a bare LF would have been an irregular pair).
-                    b => {
-                        out.push(b);
-                        self.at_line_start = b == b'\n';
-                    }
-                }
-                return;
-            };
-            let k = i + offset;
-            if input[k] == b'\r' {
-                // A bare CR: add its LF.
-                out.push(b'\n');
-                i = k + 1;
-                self.at_line_start = true;
-            } else if input[k + 1] == b'\n' {
-                // A bare LF: add its CR.
-                out.extend_from_slice(b"\r\n");
-                i = k + 2;
-                self.at_line_start = true;
-            } else {
-                // A CRLF followed by a dot: double the dot (the dot itself is copied with the next run).
-                debug_assert!(STUFF && input[k] == b'\n' && input[k + 1] == b'.');
-                out.push(b'.');
-                i = k + 1;
+            out.extend_from_slice(b"\r\n");
+            i += 1;
+            self.at_line_start = true;
+        }
+        // `input[i..]` but its last byte, with every pair inside fixed.
+        copy_fixed(&input[i..], check, out);
+        match input[input.len() - 1] {
+            // A CR at the end (`i` is before it, so it was not handled above): held back until the next byte shows
+            // whether an LF follows.
+            b'\r' => self.pending_cr = true,
+            // Its pair with the byte before it was fixed: an LF ends a line, whether it was bare or not.
+            b => {
+                out.push(b);
+                self.at_line_start = b == b'\n';
             }
         }
     }

@@ -5,9 +5,17 @@
 //!   [`load32`] only take it from a `&[u8; 16]` / `&[u8; 32]` obtained with a bounds-checked `get`, so a wrong
 //!   index panics instead of reading out of bounds (the loop bounds make the check always pass, and the compiler
 //!   mostly removes it); unaligned loads need no alignment;
-//! - calling a `#[target_feature]` function from code compiled without that feature: [`find_avx2_body`] is only
-//!   called by [`find_avx2`] after `is_x86_feature_detected!("avx2")`, and [`find_sse2_body`] needs SSE2, which
-//!   every x86_64 CPU has.
+//! - unaligned vector stores (`_mm_storeu_si128`, `_mm256_storeu_si256`) into the spare capacity of the output
+//!   `Vec`: [`store16`] and [`store32`] only take the pointer from a `&mut [MaybeUninit<u8>; 16]` / `; 32]`
+//!   obtained with a bounds-checked `get_mut`, so a store never leaves the allocation;
+//! - `Vec::set_len` after those stores ([`copy_fixed_avx2_body`], [`copy_fixed_sse2_body`]): the loop walks the
+//!   spare capacity with a shrinking `&mut [MaybeUninit<u8>]` that only moves past bytes just written (a clean
+//!   group's stores, or what the fix function reports, checked against its [`Window`] count of initialized
+//!   bytes with an `assert!`, so a logic error panics instead of exposing uninitialized memory), and the length
+//!   grows by exactly the distance walked;
+//! - calling a `#[target_feature]` function from code compiled without that feature: [`find_avx2_body`] and
+//!   [`copy_fixed_avx2_body`] are only called after `is_x86_feature_detected!("avx2")`, and [`find_sse2_body`]
+//!   and [`copy_fixed_sse2_body`] need SSE2, which every x86_64 CPU has.
 //!
 //! Everything else (compares, masks, bit arithmetic) is safe code. The lint `clippy::undocumented_unsafe_blocks`
 //! is denied for the crate, so an `unsafe` block without a `SAFETY` comment does not pass CI.
@@ -17,9 +25,13 @@
 
 use std::arch::x86_64::{
     __m128i, __m256i, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8,
-    _mm_or_si128, _mm_set1_epi8, _mm_xor_si128, _mm256_and_si256, _mm256_cmpeq_epi8,
-    _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8, _mm256_xor_si256,
+    _mm_or_si128, _mm_set1_epi8, _mm_storeu_si128, _mm_xor_si128, _mm256_and_si256,
+    _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
+    _mm256_storeu_si256, _mm256_testz_si256, _mm256_xor_si256,
 };
+use std::mem::MaybeUninit;
+
+use super::insertion;
 
 const CR: i8 = b'\r' as i8;
 const LF: i8 = b'\n' as i8;
@@ -205,4 +217,289 @@ fn find_avx2_body<const DOTS: bool>(input: &[u8]) -> Option<usize> {
         }
     }
     None
+}
+
+/// Bytes per step of the [`super::copy_fixed`] loops: two 64-byte blocks, checked together.
+const GROUP: usize = 128;
+
+/// The input one step may read: the group, the byte after it (its last pair's second byte), and, after an
+/// insertion, the rest of the group moved with vector copies that may read up to 32 bytes past its end.
+const INPUT_WINDOW: usize = GROUP + 64;
+
+/// The output one step may write: the group, two inserted bytes at most per pair, and the last 64-byte copy.
+const WINDOW: usize = GROUP + 2 * GROUP + 64;
+
+/// The output of one step, and the length of its prefix known to be initialized (`init`).
+struct Window<'a> {
+    buf: &'a mut [MaybeUninit<u8>; WINDOW],
+    init: usize,
+}
+
+impl Window<'_> {
+    /// `buf[at..at + n]` was just written: extends the initialized prefix if it starts inside (or right after) it.
+    #[inline(always)]
+    fn written(&mut self, at: usize, n: usize) {
+        if at <= self.init {
+            self.init = self.init.max(at + n);
+        }
+    }
+}
+
+/// Stores 32 bytes at `out[at..]` (bounds-checked: a panic, never a write out of bounds).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store32(out: &mut [MaybeUninit<u8>], at: usize, v: __m256i) {
+    let bytes: &mut [MaybeUninit<u8>; 32] =
+        match out.get_mut(at..).and_then(|s| s.first_chunk_mut::<32>()) {
+            Some(bytes) => bytes,
+            None => panic!("store32 out of bounds"),
+        };
+    // SAFETY: `bytes` is a valid, exclusive reference to 32 writable bytes (`MaybeUninit<u8>` accepts any value);
+    // `_mm256_storeu_si256` has no alignment requirement, and this function is only compiled for (and callable
+    // from) AVX2 code.
+    unsafe { _mm256_storeu_si256(bytes.as_mut_ptr().cast::<__m256i>(), v) };
+}
+
+/// Stores 16 bytes at `out[at..]` (bounds-checked: a panic, never a write out of bounds).
+#[inline]
+#[target_feature(enable = "sse2")]
+fn store16(out: &mut [MaybeUninit<u8>], at: usize, v: __m128i) {
+    let bytes: &mut [MaybeUninit<u8>; 16] =
+        match out.get_mut(at..).and_then(|s| s.first_chunk_mut::<16>()) {
+            Some(bytes) => bytes,
+            None => panic!("store16 out of bounds"),
+        };
+    // SAFETY: `bytes` is a valid, exclusive reference to 16 writable bytes (`MaybeUninit<u8>` accepts any value),
+    // and `_mm_storeu_si128` has no alignment requirement.
+    unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast::<__m128i>(), v) };
+}
+
+/// Stores `src[..GROUP]` at `dst[..GROUP]` and returns whether all the pairs `0..GROUP` of `src` are regular.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn group_avx2<const DOTS: bool>(
+    src: &[u8; INPUT_WINDOW],
+    dst: &mut [MaybeUninit<u8>; WINDOW],
+) -> bool {
+    // One 32-byte chunk at a time, into one accumulator.
+    let mut any = _mm256_set1_epi8(0);
+    for at in (0..GROUP).step_by(32) {
+        let a = load32(src, at);
+        store32(dst, at, a);
+        any = _mm256_or_si256(any, irregular32::<DOTS>(a, load32(src, at + 1)));
+    }
+    _mm256_testz_si256(any, any) != 0
+}
+
+/// The masks of irregular pairs `0..64` and `64..128` of `src` (bit `j` for pair `j`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn masks_avx2<const DOTS: bool>(src: &[u8; INPUT_WINDOW]) -> [u64; 2] {
+    // Plain loops, not closures: calls of `#[target_feature]` functions stay in this function.
+    let mut masks = [0u64; 2];
+    for (half, mask) in masks.iter_mut().enumerate() {
+        let at = 64 * half;
+        *mask = u64::from(mask32::<DOTS>(src, at)) | u64::from(mask32::<DOTS>(src, at + 32)) << 32;
+    }
+    masks
+}
+
+/// Stores `src[from..from + 32]` at `out[at..]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn copy32_avx2(src: &[u8; INPUT_WINDOW], from: usize, out: &mut [MaybeUninit<u8>], at: usize) {
+    store32(out, at, load32(src, from));
+}
+
+/// [`group_avx2`] with SSE2.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn group_sse2<const DOTS: bool>(
+    src: &[u8; INPUT_WINDOW],
+    dst: &mut [MaybeUninit<u8>; WINDOW],
+) -> bool {
+    let mut any = _mm_set1_epi8(0);
+    for at in (0..GROUP).step_by(16) {
+        let a = load16(src, at);
+        store16(dst, at, a);
+        any = _mm_or_si128(any, irregular16::<DOTS>(a, load16(src, at + 1)));
+    }
+    _mm_movemask_epi8(any) == 0
+}
+
+/// [`masks_avx2`] with SSE2.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn masks_sse2<const DOTS: bool>(src: &[u8; INPUT_WINDOW]) -> [u64; 2] {
+    let mut masks = [0u64; 2];
+    for (half, mask) in masks.iter_mut().enumerate() {
+        for j in 0..4 {
+            *mask |= u64::from(mask16::<DOTS>(src, 64 * half + 16 * j) as u16) << (16 * j);
+        }
+    }
+    masks
+}
+
+/// Stores `src[from..from + 16]` at `out[at..]`.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn copy16_sse2(src: &[u8; INPUT_WINDOW], from: usize, out: &mut [MaybeUninit<u8>], at: usize) {
+    store16(out, at, load16(src, from));
+}
+
+/// Defines the one-pass [`super::copy_fixed`] loop for one backend: `$group` (store a group, return whether it is
+/// clean), `$masks` (its irregular pairs), `$copy` (store `$step` bytes), `$find` (the backend's
+/// `find_irregular`, for the last bytes), and `$fix`, the insertions of a group.
+macro_rules! copy_fixed_body {
+    (
+        $(#[$doc:meta])* $name:ident, $fix:ident, $feature:literal, $group:ident, $masks:ident, $copy:ident,
+        $step:literal, $find:ident
+    ) => {
+        /// The insertions of a group with irregular pairs, which `$group` just stored at `dst[..GROUP]`: returns
+        /// the number of bytes the group takes in `dst`, all initialized (checked). Out of line: rare, and keeps
+        /// the main loop small.
+        #[inline(never)]
+        #[target_feature(enable = $feature)]
+        fn $fix<const DOTS: bool>(src: &[u8; INPUT_WINDOW], dst: &mut [MaybeUninit<u8>; WINDOW]) -> usize {
+            let masks = $masks::<DOTS>(src);
+            // `$group`'s stores initialized `dst[..GROUP]`.
+            let mut w = Window { buf: dst, init: GROUP };
+            // Output bytes of this group written at `w[..at]`, input bytes `src[..from]` done.
+            let mut at = 0;
+            let mut from = 0;
+            for (half, mut mask) in masks.into_iter().enumerate() {
+                while mask != 0 {
+                    let k = 64 * half + mask.trailing_zeros() as usize;
+                    mask &= mask - 1;
+                    // `src[from..GROUP]` is stored at `w[at..]`: up to the pair's first byte is in place.
+                    at += k + 1 - from;
+                    let (bytes, n) = insertion::<DOTS>(src[k], src[k + 1]);
+                    // The insertion (two bytes written, `n` kept), then the rest of the group after it, moved:
+                    // `w[start..at + c]` is written, from inside the initialized prefix.
+                    let start = at;
+                    w.buf[at].write(bytes[0]);
+                    w.buf[at + 1].write(bytes[1]);
+                    at += n;
+                    from = k + 1;
+                    let mut c = 0;
+                    while from + c < GROUP {
+                        $copy(src, from + c, w.buf, at + c);
+                        c += $step;
+                    }
+                    w.written(start, (at + c).max(start + 2) - start);
+                }
+            }
+            at += GROUP - from;
+            assert!(at <= w.init, "copy_fixed: {at} bytes used, {} initialized", w.init);
+            at
+        }
+
+        $(#[$doc])*
+        #[target_feature(enable = $feature)]
+        fn $name<const DOTS: bool>(input: &[u8], out: &mut Vec<u8>) {
+            let len = input.len();
+            // The next pair (and input byte) to do.
+            let mut s = 0;
+            // Groups while an input window remains; when the output room runs out, a new `reserve`.
+            while s + INPUT_WINDOW <= len {
+                let rest = len - s;
+                out.reserve(rest + rest / 8 + WINDOW);
+                let spare = out.spare_capacity_mut();
+                let room = spare.len();
+                // Invariant: every byte of `spare` before `dst` is initialized (`dst` only moves past bytes just
+                // written: a clean group's stores, or what `$fix` reports as written and initialized).
+                let mut src = &input[s..];
+                let mut dst = spare;
+                'groups: loop {
+                    // Clean groups (the hot loop), up to one to fix.
+                    loop {
+                        let (Some(window), Some(out_window)) = (
+                            src.first_chunk::<INPUT_WINDOW>(),
+                            dst.first_chunk_mut::<WINDOW>(),
+                        ) else {
+                            break 'groups;
+                        };
+                        if !$group::<DOTS>(window, out_window) {
+                            break;
+                        }
+                        src = &src[GROUP..];
+                        dst = &mut std::mem::take(&mut dst)[GROUP..];
+                    }
+                    let (Some(window), Some(out_window)) = (
+                        src.first_chunk::<INPUT_WINDOW>(),
+                        dst.first_chunk_mut::<WINDOW>(),
+                    ) else {
+                        break;
+                    };
+                    let written = $fix::<DOTS>(window, out_window);
+                    src = &src[GROUP..];
+                    dst = &mut std::mem::take(&mut dst)[written..];
+                }
+                let d = room - dst.len();
+                s = len - src.len();
+                // SAFETY: the `d` bytes of the spare capacity before `dst` are initialized (the invariant above),
+                // and within the capacity; `out` was not touched since `spare_capacity_mut`.
+                unsafe { out.set_len(out.len() + d) };
+            }
+            // The last bytes (under `INPUT_WINDOW`): copy up to each hit, then its insertion.
+            while let Some(offset) = $find::<DOTS>(&input[s..]) {
+                let k = s + offset;
+                out.extend_from_slice(&input[s..=k]);
+                let (bytes, n) = insertion::<DOTS>(input[k], input[k + 1]);
+                out.extend_from_slice(&bytes[..n]);
+                s = k + 1;
+            }
+            if let Some(rest) = input.get(s..len.saturating_sub(1)) {
+                out.extend_from_slice(rest);
+            }
+        }
+    };
+}
+
+copy_fixed_body!(
+    /// The AVX2 [`super::copy_fixed`] loop.
+    copy_fixed_avx2_body,
+    fix_group_avx2,
+    "avx2",
+    group_avx2,
+    masks_avx2,
+    copy32_avx2,
+    32,
+    find_avx2_body
+);
+
+copy_fixed_body!(
+    /// The SSE2 [`super::copy_fixed`] loop.
+    copy_fixed_sse2_body,
+    fix_group_sse2,
+    "sse2",
+    group_sse2,
+    masks_sse2,
+    copy16_sse2,
+    16,
+    find_sse2_body
+);
+
+/// The AVX2 [`super::copy_fixed`].
+///
+/// # Panics
+///
+/// If the CPU has no AVX2 (`copy_fixed` never asks for it then).
+#[inline]
+pub(crate) fn copy_fixed_avx2<const DOTS: bool>(input: &[u8], out: &mut Vec<u8>) {
+    assert!(
+        super::Backend::Avx2.is_available(),
+        "AVX2 is not available on this CPU"
+    );
+    // SAFETY: the CPU has AVX2 (checked just above), the only requirement of calling a
+    // `#[target_feature(enable = "avx2")]` function.
+    unsafe { copy_fixed_avx2_body::<DOTS>(input, out) }
+}
+
+/// The SSE2 [`super::copy_fixed`].
+#[inline]
+pub(crate) fn copy_fixed_sse2<const DOTS: bool>(input: &[u8], out: &mut Vec<u8>) {
+    // SAFETY: SSE2 is part of the x86_64 baseline, the only requirement of calling a
+    // `#[target_feature(enable = "sse2")]` function.
+    unsafe { copy_fixed_sse2_body::<DOTS>(input, out) }
 }

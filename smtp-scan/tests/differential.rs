@@ -7,8 +7,9 @@
 
 use proptest::prelude::*;
 use smtp_scan::{
-    Backend, Check, copy_regular, copy_regular_with, find_irregular, find_irregular_reference,
-    find_irregular_with,
+    Backend, Check, copy_fixed, copy_fixed_reference, copy_fixed_with, copy_regular,
+    copy_regular_with, find_irregular, find_irregular_reference, find_irregular_with,
+    pair_insertion,
 };
 
 const CHECKS: [Check; 2] = [Check::LineEndings, Check::LineEndingsAndDots];
@@ -57,6 +58,38 @@ fn check_all(input: &[u8], backends: &[Backend]) {
         let mut out = Vec::new();
         assert_eq!(copy_regular(input, check, &mut out), expected);
         assert_eq!(out, copied);
+    }
+    check_fixed(input, backends);
+}
+
+/// `copy_fixed` of every backend (and the runtime selection) against the reference, appending after a prefix,
+/// into an empty `Vec` and into one with exactly enough capacity.
+fn check_fixed(input: &[u8], backends: &[Backend]) {
+    for check in CHECKS {
+        let mut expected = b"prefix".to_vec();
+        copy_fixed_reference(input, check, &mut expected);
+        for &b in backends {
+            let mut out = b"prefix".to_vec();
+            copy_fixed_with(b, input, check, &mut out);
+            assert!(
+                out == expected,
+                "copy_fixed {b:?} {check:?} len {} input {:?}\n got {:?}\nwant {:?}",
+                input.len(),
+                String::from_utf8_lossy(input),
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&expected)
+            );
+            let mut out = Vec::with_capacity(expected.len() - 6);
+            copy_fixed_with(b, input, check, &mut out);
+            assert_eq!(
+                out,
+                expected[6..],
+                "copy_fixed {b:?} {check:?} (exact capacity)"
+            );
+        }
+        let mut out = b"prefix".to_vec();
+        copy_fixed(input, check, &mut out);
+        assert_eq!(out, expected);
     }
 }
 
@@ -187,6 +220,112 @@ fn crlf_text_with_one_anomaly_far_in() {
     }
 }
 
+#[test]
+fn fixed_reference_semantics() {
+    let fix = |s: &[u8], check| {
+        let mut out = Vec::new();
+        copy_fixed_reference(s, check, &mut out);
+        out
+    };
+    let d = Check::LineEndingsAndDots;
+    let n = Check::LineEndings;
+    assert_eq!(fix(b"", d), b"");
+    assert_eq!(fix(b"\n", d), b"");
+    assert_eq!(fix(b"\r", d), b"");
+    // The first byte is copied as is (a leading LF or dot is the caller's), the last byte is not copied.
+    assert_eq!(fix(b"\n.a\n", d), b"\n..a\r");
+    assert_eq!(fix(b"\n.a\n", n), b"\n.a\r");
+    assert_eq!(fix(b"a\r.b\r\r\n\n\nx", d), b"a\r\n..b\r\n\r\n\r\n\r\n");
+    assert_eq!(fix(b"a\r.b\r\r\n\n\nx", n), b"a\r\n.b\r\n\r\n\r\n\r\n");
+    assert_eq!(fix(b"a\r\n.b\r\n", d), b"a\r\n..b\r");
+    for a in 0..=255u8 {
+        for b in 0..=255u8 {
+            let regular = find_irregular_reference(&[a, b], d).is_none();
+            assert_eq!(pair_insertion(a, b, d).is_empty(), regular, "{a} {b}");
+            let regular = find_irregular_reference(&[a, b], n).is_none();
+            assert_eq!(pair_insertion(a, b, n).is_empty(), regular, "{a} {b}");
+        }
+    }
+}
+
+/// CRLF text (`clean`), LF-only text, or text where every line needs fixing.
+fn text_with(len: usize, line: &[u8]) -> Vec<u8> {
+    line.iter().copied().cycle().take(len).collect()
+}
+
+#[test]
+fn fixed_long_inputs_every_length_around_blocks() {
+    // Around the block loop's limits (it runs while 128 bytes remain, 64 at a time): every length up to a few
+    // blocks, at a few alignments, for texts with none, some and many irregular pairs per block.
+    let backends = backends();
+    let lines: [&[u8]; 6] = [
+        b"abcdefghijklmnopqrstuvwxyz0123456789 ABCDEFGHIJKLM.\r\n",
+        b"abcdefghijklmnopqrstuvwxyz0123456789 ABCDEFGHIJKLM.\n",
+        b".a line that starts with a dot\r\n",
+        b"\n.\r.\r\r\n\n",
+        b"short\nlines\rof\r\n.text\n.\n",
+        b"\r.",
+    ];
+    for line in lines {
+        let text = text_with(600, line);
+        for start in [0, 1, 5, 31, 63] {
+            for len in 100..=400 {
+                check_fixed(&text[start..start + len], &backends);
+            }
+        }
+    }
+}
+
+#[test]
+fn fixed_output_room_runs_out() {
+    // Bodies where most pairs need an insertion: the output grows far more than the block loop reserves at once
+    // (an eighth of the rest), so it leaves for a new `reserve` and goes on, at every block offset.
+    let backends = backends();
+    for unit in [&b"\n"[..], b"\r", b"\r.", b"\n.", b"a\n", b"\n\n."] {
+        for len in [1000, 4096, 4097, 10_000, 65_537] {
+            let body = text_with(len, unit);
+            check_fixed(&body, &backends);
+        }
+    }
+    // Clean text, then a dense run of insertions, then clean text again.
+    let mut body = clean(5000);
+    body.extend(text_with(3000, b"\r."));
+    body.extend(clean(5000));
+    check_fixed(&body, &backends);
+}
+
+#[test]
+fn fixed_split_anywhere_agrees() {
+    // What an encoder does at a push boundary: `copy_fixed` of two pieces, with the pair across the cut added by
+    // hand, gives the same as one call.
+    let backends = backends();
+    let mut body = clean(700);
+    for (at, b) in [
+        (100, b'\n'),
+        (130, b'\r'),
+        (200, b'.'),
+        (255, b'\n'),
+        (256, b'.'),
+        (400, b'\r'),
+    ] {
+        body[at] = b;
+    }
+    for check in CHECKS {
+        let mut whole = Vec::new();
+        copy_fixed_reference(&body, check, &mut whole);
+        for &b in &backends {
+            for cut in 1..body.len() {
+                let mut out = Vec::new();
+                copy_fixed_with(b, &body[..cut], check, &mut out);
+                out.push(body[cut - 1]);
+                out.extend_from_slice(pair_insertion(body[cut - 1], body[cut], check));
+                copy_fixed_with(b, &body[cut..], check, &mut out);
+                assert_eq!(out, whole, "{b:?} {check:?} cut {cut}");
+            }
+        }
+    }
+}
+
 fn special_heavy() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(
         prop_oneof![
@@ -243,6 +382,41 @@ proptest! {
                 let mut out = Vec::new();
                 prop_assert_eq!(copy_regular_with(b, s, check, &mut out), expected);
                 prop_assert_eq!(&out[..], copied);
+            }
+            let mut fixed = Vec::new();
+            copy_fixed_reference(s, check, &mut fixed);
+            for b in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+                let mut out = Vec::new();
+                copy_fixed_with(b, s, check, &mut out);
+                prop_assert_eq!(&out, &fixed, "{:?} {:?}", b, check);
+            }
+        }
+    }
+
+    #[test]
+    fn fixed_long_bodies_match_the_reference(
+        body in proptest::collection::vec(
+            prop_oneof![
+                30 => (0usize..200).prop_map(clean),
+                3 => Just(b"\r\n.".to_vec()),
+                2 => Just(b"\n".to_vec()),
+                2 => Just(b"\r".to_vec()),
+                1 => Just(b"\n.".to_vec()),
+                1 => Just(b"\r.".to_vec()),
+                1 => (1usize..70).prop_map(|n| vec![b'\n'; n]),
+            ],
+            0..40,
+        ).prop_map(|v| v.concat()),
+        start in 0usize..64,
+    ) {
+        let s = &body[start.min(body.len())..];
+        for check in CHECKS {
+            let mut fixed = Vec::new();
+            copy_fixed_reference(s, check, &mut fixed);
+            for b in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+                let mut out = Vec::new();
+                copy_fixed_with(b, s, check, &mut out);
+                prop_assert_eq!(&out, &fixed, "{:?} {:?}", b, check);
             }
         }
     }
