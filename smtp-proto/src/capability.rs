@@ -745,25 +745,37 @@ impl Capabilities {
     fn add_mechanisms(&mut self, buf: &[u8], start: usize, end: usize) {
         let mut i = start;
         while i < end {
-            if buf[i] == b' ' {
+            // The name's first word: where it ends is found in it, and it is compared with the known names.
+            let w0 = load_raw(buf, i, end);
+            if w0 as u8 == b' ' {
                 i += 1;
                 continue;
             }
-            let name_start = i;
-            let name_end = word_end(buf, i, end);
-            i = name_end;
-            // 1 to 20 of `A-Z a-z 0-9 - _`; a known name is valid as matched.
-            if name_end - name_start <= 20 {
-                match known_mechanism(buf, name_start, name_end) {
-                    Some(index) => self.mechanisms.push_known(index),
-                    None => {
-                        let name = &buf[name_start..name_end];
-                        if name.iter().all(|&b| MECHANISM_BYTE[usize::from(b)]) {
-                            self.mechanisms.push_name(name);
-                        }
+            let spaces = zero_byte_mask(w0 ^ SPACES);
+            let name_end = if spaces != 0 {
+                (i + (spaces.trailing_zeros() / 8) as usize).min(end)
+            } else if i + 8 >= end {
+                end
+            } else {
+                word_end(buf, i + 8, end)
+            };
+            let len = name_end - i;
+            let w1 = if (9..=16).contains(&len) {
+                load_raw(buf, i + 8, end)
+            } else {
+                0
+            };
+            match WordSlot::find(&MECHANISM_TABLE, MECHANISM_HASH, len, [w0, w1, 0]) {
+                Some(index) => self.mechanisms.push_known(index),
+                // 1 to 20 of `A-Z a-z 0-9 - _`.
+                None => {
+                    let name = &buf[i..name_end];
+                    if len <= 20 && name.iter().all(|&b| MECHANISM_BYTE[usize::from(b)]) {
+                        self.mechanisms.push_name(name);
                     }
                 }
             }
+            i = name_end;
         }
     }
 
@@ -1125,7 +1137,7 @@ const MECHANISM_BYTE: [bool; 256] = {
 
 /// The index in [`KNOWN_MECHANISMS`] of the mechanism named `buf[start..end]` (1 to 20 bytes), matched a word at a
 /// time (bytes after `end` may be loaded and are masked off); `None` for any other name.
-#[inline]
+#[cfg(test)]
 fn known_mechanism(buf: &[u8], start: usize, end: usize) -> Option<usize> {
     let len = end - start;
     if len > 16 {
