@@ -400,6 +400,21 @@ macro_rules! copy_fixed_body {
             let len = input.len();
             // The next pair (and input byte) to do.
             let mut s = 0;
+            // The groups start at a 32-byte aligned input address (fewer loads that straddle two cache lines): the
+            // pairs before it the slow way, as the last bytes below.
+            let head = input.as_ptr().align_offset(32);
+            if head < 32 && head + INPUT_WINDOW <= len {
+                let part = &input[..=head];
+                while let Some(offset) = $find::<DOTS>(&part[s..]) {
+                    let k = s + offset;
+                    out.extend_from_slice(&part[s..=k]);
+                    let (bytes, n) = insertion::<DOTS>(part[k], part[k + 1]);
+                    out.extend_from_slice(&bytes[..n]);
+                    s = k + 1;
+                }
+                out.extend_from_slice(&part[s..head]);
+                s = head;
+            }
             // Groups while an input window remains; when the output room runs out, a new `reserve`.
             while s + INPUT_WINDOW <= len {
                 let rest = len - s;

@@ -277,6 +277,48 @@ fn fixed_long_inputs_every_length_around_blocks() {
 }
 
 #[test]
+fn fixed_head_before_the_aligned_groups() {
+    // The group loop starts at the first 32-byte aligned input byte and does the pairs before it the slow way:
+    // every start offset (so every head length), with an anomaly or dot line at every position around the point
+    // where the groups start, including the pair across it, and groups whose only irregular pairs are dots.
+    let backends = backends();
+    let base = clean(700);
+    let inserts: [&[u8]; 7] = [
+        b"\r",
+        b"\n",
+        b"\r\n.",
+        b"\n.",
+        b"\r.",
+        b"\r\n.\r\n..",
+        b"\n\r\n.",
+    ];
+    for start in 0..64 {
+        let head = base[start..].as_ptr().align_offset(32);
+        for insert in inserts {
+            for at in head.saturating_sub(4)..head + 4 {
+                let mut v = base.clone();
+                for (j, &b) in insert.iter().enumerate() {
+                    v[start + at + j] = b;
+                }
+                check_fixed(&v[start..start + 400], &backends);
+            }
+        }
+    }
+    // Dot lines only: several per group, at group boundaries, from every start.
+    for line in [
+        &b"\r\n.a"[..],
+        b".\r\n",
+        b"abc\r\n.defgh\r\n",
+        b"\r\n.\r\n..",
+    ] {
+        let text = text_with(800, line);
+        for start in 0..64 {
+            check_fixed(&text[start..start + 700], &backends);
+        }
+    }
+}
+
+#[test]
 fn fixed_output_room_runs_out() {
     // Bodies where most pairs need an insertion: the output grows far more than the block loop reserves at once
     // (an eighth of the rest), so it leaves for a new `reserve` and goes on, at every block offset.
