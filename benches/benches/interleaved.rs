@@ -1,0 +1,127 @@
+//! Ours against Stalwart's `smtp-proto` on every corpus reply, interleaved: on a shared machine whose speed drifts
+//! by tens of percent between one criterion benchmark and the next, each round times a batch of our parser and then
+//! a batch of Stalwart's (the order alternating between rounds), so both see the same machine; the ratio is taken
+//! per round. Reports the median of the per-round ratios (with their range) and the ratio of the best batch times.
+//!
+//! The same work per call as `benches/parsing.rs` (which shares these functions' definitions): reply = framing +
+//! parsing into an owned reply; EHLO = framing + parsing + capabilities, as our client does for a reply that
+//! arrives whole (`Capabilities::parse_ehlo`).
+//!
+//! Run: `cargo bench -p smtp-benches --bench interleaved`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use smtp_benches::corpus;
+use smtp_proto::Capabilities;
+use smtp_proto::framer::parse_reply;
+use stalwart_smtp_proto::EhloResponse;
+use stalwart_smtp_proto::response::parser::ResponseReceiver;
+
+/// Rounds per corpus file (odd, for the median).
+const ROUNDS: usize = 41;
+/// Time one batch should take, roughly.
+const BATCH_NS: f64 = 2_000_000.0;
+
+fn ours_reply(bytes: &[u8]) -> usize {
+    let (reply, used) = parse_reply(bytes).expect("valid").expect("complete");
+    black_box(&reply);
+    used + reply.text().len()
+}
+
+fn stalwart_reply(bytes: &[u8]) -> usize {
+    let mut receiver = ResponseReceiver::default();
+    let reply = receiver.parse(&mut bytes.iter()).expect("valid");
+    black_box(&reply);
+    reply.message.len() + usize::from(reply.code)
+}
+
+fn ours_ehlo(bytes: &[u8]) -> usize {
+    let caps = Capabilities::parse_ehlo(bytes).expect("valid");
+    black_box(&caps);
+    caps.domain().len()
+}
+
+fn stalwart_ehlo(bytes: &[u8]) -> usize {
+    let caps = EhloResponse::parse(&mut bytes.iter()).expect("valid");
+    black_box(&caps);
+    caps.hostname.len()
+}
+
+type Parser = fn(&[u8]) -> usize;
+
+/// Nanoseconds per call over `n` calls.
+fn batch(parse: Parser, bytes: &[u8], n: usize) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        black_box(parse(black_box(bytes)));
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn compare(name: &str, bytes: &[u8], ours: Parser, theirs: Parser) {
+    // Calls per batch, from a short calibration of the slower side.
+    let probe = batch(theirs, bytes, 1000)
+        .max(batch(ours, bytes, 1000))
+        .max(1.0);
+    let n = ((BATCH_NS / probe) as usize).clamp(100, 1_000_000);
+    let (mut ratios, mut best_ours, mut best_theirs) =
+        (Vec::with_capacity(ROUNDS), f64::MAX, f64::MAX);
+    for round in 0..ROUNDS {
+        let (a, b) = if round % 2 == 0 {
+            let a = batch(ours, bytes, n);
+            (a, batch(theirs, bytes, n))
+        } else {
+            let b = batch(theirs, bytes, n);
+            (batch(ours, bytes, n), b)
+        };
+        ratios.push(b / a);
+        best_ours = best_ours.min(a);
+        best_theirs = best_theirs.min(b);
+    }
+    let (low, high) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
+    let mid = median(&mut ratios);
+    println!(
+        "| {name} | {best_ours:.0} | {best_theirs:.0} | **{mid:.2}x** ({low:.2}-{high:.2}) | {:.2}x |",
+        best_theirs / best_ours
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is accepted.
+    let corpus = corpus();
+    println!(
+        "{ROUNDS} interleaved rounds of about 2 ms per parser and file; ratio = Stalwart time / our time.\n"
+    );
+    for (title, prefix, ours, theirs) in [
+        (
+            "Reply parsing",
+            "",
+            ours_reply as Parser,
+            stalwart_reply as Parser,
+        ),
+        (
+            "EHLO reply to capabilities",
+            "ehlo--",
+            ours_ehlo as Parser,
+            stalwart_ehlo as Parser,
+        ),
+    ] {
+        println!("#### {title}\n");
+        println!(
+            "| corpus file | ours, best batch (ns) | Stalwart, best batch (ns) | median of per-round ratios (range) | ratio of best batches |"
+        );
+        println!("|---|---|---|---|---|");
+        for (name, bytes) in corpus.iter().filter(|(n, _)| n.starts_with(prefix)) {
+            compare(name, bytes, ours, theirs);
+        }
+        println!();
+    }
+}
