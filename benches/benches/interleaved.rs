@@ -3,7 +3,7 @@
 //! a batch of Stalwart's (the order alternating between rounds), so both see the same machine; the ratio is taken
 //! per round. Reports the median of the per-round ratios (with their range) and the ratio of the best batch times.
 //!
-//! The same work per call as `benches/parsing.rs` (which shares these functions' definitions): reply = framing +
+//! The same work per call as `benches/parsing.rs` (the functions of `smtp_benches::parsers`): reply = framing +
 //! parsing into an owned reply; EHLO = framing + parsing + capabilities, as our client does for a reply that
 //! arrives whole (`Capabilities::parse_ehlo`).
 //!
@@ -13,40 +13,12 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use smtp_benches::corpus;
-use smtp_proto::Capabilities;
-use smtp_proto::framer::parse_reply;
-use stalwart_smtp_proto::EhloResponse;
-use stalwart_smtp_proto::response::parser::ResponseReceiver;
+use smtp_benches::parsers::{ours_ehlo, ours_reply, stalwart_ehlo, stalwart_reply};
 
 /// Rounds per corpus file (odd, for the median).
 const ROUNDS: usize = 41;
 /// Time one batch should take, roughly.
 const BATCH_NS: f64 = 2_000_000.0;
-
-fn ours_reply(bytes: &[u8]) -> usize {
-    let (reply, used) = parse_reply(bytes).expect("valid").expect("complete");
-    black_box(&reply);
-    used + reply.text().len()
-}
-
-fn stalwart_reply(bytes: &[u8]) -> usize {
-    let mut receiver = ResponseReceiver::default();
-    let reply = receiver.parse(&mut bytes.iter()).expect("valid");
-    black_box(&reply);
-    reply.message.len() + usize::from(reply.code)
-}
-
-fn ours_ehlo(bytes: &[u8]) -> usize {
-    let caps = Capabilities::parse_ehlo(bytes).expect("valid");
-    black_box(&caps);
-    caps.domain().len()
-}
-
-fn stalwart_ehlo(bytes: &[u8]) -> usize {
-    let caps = EhloResponse::parse(&mut bytes.iter()).expect("valid");
-    black_box(&caps);
-    caps.hostname.len()
-}
 
 type Parser = fn(&[u8]) -> usize;
 

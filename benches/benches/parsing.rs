@@ -17,41 +17,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lettre::transport::smtp::extension::ServerInfo;
 use lettre::transport::smtp::response::Response as LettreResponse;
 use smtp_benches::corpus;
-use smtp_proto::Capabilities;
-use smtp_proto::framer::parse_reply;
-use stalwart_smtp_proto::EhloResponse;
-use stalwart_smtp_proto::response::parser::ResponseReceiver;
-
-fn ours_reply(bytes: &[u8]) -> usize {
-    let (reply, used) = parse_reply(bytes).expect("valid").expect("complete");
-    black_box(&reply);
-    used + reply.text().len()
-}
-
-fn stalwart_reply(bytes: &[u8]) -> usize {
-    let mut receiver = ResponseReceiver::default();
-    let reply = receiver.parse(&mut bytes.iter()).expect("valid");
-    black_box(&reply);
-    reply.message.len() + usize::from(reply.code)
-}
+use smtp_benches::parsers::{ours_ehlo, ours_reply, stalwart_ehlo, stalwart_reply};
 
 fn lettre_reply(bytes: &[u8]) -> usize {
     let text = std::str::from_utf8(bytes).expect("ASCII corpus");
     let reply = LettreResponse::from_str(text).expect("valid");
     black_box(&reply);
     reply.message().count()
-}
-
-fn ours_ehlo(bytes: &[u8]) -> usize {
-    let caps = Capabilities::parse_ehlo(bytes).expect("valid");
-    black_box(&caps);
-    caps.domain().len()
-}
-
-fn stalwart_ehlo(bytes: &[u8]) -> usize {
-    let caps = EhloResponse::parse(&mut bytes.iter()).expect("valid");
-    black_box(&caps);
-    caps.hostname.len()
 }
 
 fn lettre_ehlo(bytes: &[u8]) -> usize {

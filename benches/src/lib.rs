@@ -23,6 +23,46 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// One parser's whole job on one complete reply in memory, for the parsing benchmarks (`parsing.rs`,
+/// `interleaved.rs`): each returns a value derived from its result, which it also passes to `black_box`.
+pub mod parsers {
+    use std::hint::black_box;
+
+    use smtp_proto::Capabilities;
+    use smtp_proto::framer::parse_reply;
+    use stalwart_smtp_proto::EhloResponse;
+    use stalwart_smtp_proto::response::parser::ResponseReceiver;
+
+    /// Ours: framing and parsing into an owned reply.
+    pub fn ours_reply(bytes: &[u8]) -> usize {
+        let (reply, used) = parse_reply(bytes).expect("valid").expect("complete");
+        black_box(&reply);
+        used + reply.text().len()
+    }
+
+    /// Stalwart's `smtp-proto`: `ResponseReceiver::parse`.
+    pub fn stalwart_reply(bytes: &[u8]) -> usize {
+        let mut receiver = ResponseReceiver::default();
+        let reply = receiver.parse(&mut bytes.iter()).expect("valid");
+        black_box(&reply);
+        reply.message.len() + usize::from(reply.code)
+    }
+
+    /// Ours: an EHLO reply to capabilities, as our client reads one that arrives whole.
+    pub fn ours_ehlo(bytes: &[u8]) -> usize {
+        let caps = Capabilities::parse_ehlo(bytes).expect("valid");
+        black_box(&caps);
+        caps.domain().len()
+    }
+
+    /// Stalwart's `smtp-proto`: `EhloResponse::parse`.
+    pub fn stalwart_ehlo(bytes: &[u8]) -> usize {
+        let caps = EhloResponse::parse(&mut bytes.iter()).expect("valid");
+        black_box(&caps);
+        caps.hostname.len()
+    }
+}
+
 /// A small xorshift generator: deterministic pseudo-random text without a dependency.
 #[derive(Clone, Debug)]
 pub struct Xorshift(u64);
