@@ -352,9 +352,26 @@ fn copy16_sse2(src: &[u8; INPUT_WINDOW], from: usize, out: &mut [MaybeUninit<u8>
 /// `find_irregular`, for the last bytes), and `$fix`, the insertions of a group.
 macro_rules! copy_fixed_body {
     (
-        $(#[$doc:meta])* $name:ident, $fix:ident, $feature:literal, $group:ident, $masks:ident, $copy:ident,
-        $step:literal, $find:ident
+        $(#[$doc:meta])* $name:ident, $fix:ident, $by_find:ident, $feature:literal, $group:ident, $masks:ident,
+        $copy:ident, $step:literal, $find:ident
     ) => {
+        /// `input` but its last byte, every pair fixed, by repeated `$find`: copy up to each hit, then its
+        /// insertion. For the bytes before the first aligned group and the last ones (under `INPUT_WINDOW`).
+        #[target_feature(enable = $feature)]
+        fn $by_find<const DOTS: bool>(input: &[u8], out: &mut Vec<u8>) {
+            let mut s = 0;
+            while let Some(offset) = $find::<DOTS>(&input[s..]) {
+                let k = s + offset;
+                out.extend_from_slice(&input[s..=k]);
+                let (bytes, n) = insertion::<DOTS>(input[k], input[k + 1]);
+                out.extend_from_slice(&bytes[..n]);
+                s = k + 1;
+            }
+            if let Some(rest) = input.get(s..input.len().saturating_sub(1)) {
+                out.extend_from_slice(rest);
+            }
+        }
+
         /// The insertions of a group with irregular pairs, which `$group` just stored at `dst[..GROUP]`: returns
         /// the number of bytes the group takes in `dst`, all initialized (checked). Out of line: rare, and keeps
         /// the main loop small.
@@ -404,15 +421,7 @@ macro_rules! copy_fixed_body {
             // pairs before it the slow way, as the last bytes below.
             let head = input.as_ptr().align_offset(32);
             if head < 32 && head + INPUT_WINDOW <= len {
-                let part = &input[..=head];
-                while let Some(offset) = $find::<DOTS>(&part[s..]) {
-                    let k = s + offset;
-                    out.extend_from_slice(&part[s..=k]);
-                    let (bytes, n) = insertion::<DOTS>(part[k], part[k + 1]);
-                    out.extend_from_slice(&bytes[..n]);
-                    s = k + 1;
-                }
-                out.extend_from_slice(&part[s..head]);
+                $by_find::<DOTS>(&input[..=head], out);
                 s = head;
             }
             // Groups while an input window remains; when the output room runs out, a new `reserve`.
@@ -456,17 +465,8 @@ macro_rules! copy_fixed_body {
                 // and within the capacity; `out` was not touched since `spare_capacity_mut`.
                 unsafe { out.set_len(out.len() + d) };
             }
-            // The last bytes (under `INPUT_WINDOW`): copy up to each hit, then its insertion.
-            while let Some(offset) = $find::<DOTS>(&input[s..]) {
-                let k = s + offset;
-                out.extend_from_slice(&input[s..=k]);
-                let (bytes, n) = insertion::<DOTS>(input[k], input[k + 1]);
-                out.extend_from_slice(&bytes[..n]);
-                s = k + 1;
-            }
-            if let Some(rest) = input.get(s..len.saturating_sub(1)) {
-                out.extend_from_slice(rest);
-            }
+            // The last bytes (under `INPUT_WINDOW`).
+            $by_find::<DOTS>(&input[s..], out);
         }
     };
 }
@@ -475,6 +475,7 @@ copy_fixed_body!(
     /// The AVX2 [`super::copy_fixed`] loop.
     copy_fixed_avx2_body,
     fix_group_avx2,
+    by_find_avx2,
     "avx2",
     group_avx2,
     masks_avx2,
@@ -487,6 +488,7 @@ copy_fixed_body!(
     /// The SSE2 [`super::copy_fixed`] loop.
     copy_fixed_sse2_body,
     fix_group_sse2,
+    by_find_sse2,
     "sse2",
     group_sse2,
     masks_sse2,
