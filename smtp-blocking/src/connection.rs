@@ -19,7 +19,8 @@ use bytes::Bytes;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use smtp_proto::{
-    Capabilities, Client, Envelope, Event, PeerSpeaks, Reply, Stage, TlsPolicy, UsageError,
+    Capabilities, Client, Envelope, Event, PeerSpeaks, Reply, Stage, TlsPolicy, TransactionId,
+    UsageError,
 };
 
 use crate::error::{Error, ErrorKind};
@@ -316,6 +317,24 @@ impl Session {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// The next event without writing first (`poll` writes): for a caller that may add to the same write.
+    fn poll_no_flush(&mut self) -> Option<Event> {
+        let event = self.client.poll_event();
+        self.drain_transcript();
+        match event {
+            Some(Event::StartTls) => {
+                self.handshake();
+                self.poll_no_flush()
+            }
+            Some(Event::Closed { error }) => {
+                self.closed = Some(error.clone());
+                self.stream.close();
+                Some(Event::Closed { error })
+            }
+            other => other,
         }
     }
 
@@ -928,14 +947,213 @@ impl Connection {
     /// Recipients the server asks to get the message in a separate transaction (LIMITS RCPTMAX, "too many
     /// recipients") are sent it again automatically, as [`send_reopen`](Self::send_reopen) does.
     pub fn send_bytes(&mut self, envelope: &Envelope, body: &[u8]) -> Result<SendReport, Error> {
-        let mut envelope = envelope.clone();
-        if envelope.size.is_none() {
-            envelope = envelope.with_size(body.len() as u64);
+        self.send_reopen(&declared(envelope, body), || Ok(body))
+    }
+
+    /// Sends messages in memory one after the other on this connection, each in its own transaction, without
+    /// waiting for each verdict before the next message: when the server offers PIPELINING, the next message's
+    /// MAIL, RCPT and DATA go out in the same write as the previous final dot (about one round trip per message
+    /// instead of two), and with CHUNKING the messages stream without waiting at all, two in flight at most (see
+    /// [`Client::send_mail`](smtp_proto::Client::send_mail)). Without PIPELINING this is [`send_bytes`](Self::send_bytes)
+    /// in a loop.
+    ///
+    /// Returns one result per message, in order, each what [`send_bytes`](Self::send_bytes) returns for it: every
+    /// message is reported on its own (a refused one does not affect the others), `Unknown` when the connection was
+    /// lost after its end was sent, an error when it certainly was not accepted. Messages are prepared as
+    /// `send_bytes` does (size and body type declared), recipients the server asks to get a message separately are
+    /// sent it again afterwards, and a lost connection is reopened for the messages not sent yet when
+    /// [`ConnectOptions::reconnect`] is on (otherwise they get the session's error).
+    pub fn send_batch<'a>(
+        &mut self,
+        messages: impl IntoIterator<Item = (&'a Envelope, &'a [u8])>,
+    ) -> Vec<Result<SendReport, Error>> {
+        let messages: Vec<(Envelope, &[u8])> = messages
+            .into_iter()
+            .map(|(envelope, body)| (declared(envelope, body), body))
+            .collect();
+        let mut results: Vec<Option<Result<SendReport, Error>>> = std::iter::repeat_with(|| None)
+            .take(messages.len())
+            .collect();
+        let mut next = 0;
+        let mut flights: Vec<Flight> = Vec::new();
+        // Each turn starts a message, reports one, hands over body bytes, writes or reads: bounded by the
+        // messages, their bytes and the core's deadlines.
+        loop {
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                // Start what the core takes now (behind the end of the previous message's data).
+                while next < messages.len() && self.session.closed.is_none() {
+                    if flights.is_empty()
+                        && let Err(e) = self.prepare()
+                    {
+                        results[next] = Some(Err(e));
+                        next += 1;
+                        progressed = true;
+                        continue;
+                    }
+                    let client = &mut self.session.client;
+                    if !client.accepts_mail() {
+                        break;
+                    }
+                    match client.send_mail(messages[next].0.clone()) {
+                        Ok(id) => flights.push(Flight {
+                            index: next,
+                            id,
+                            offset: 0,
+                            open: false,
+                            finished: false,
+                        }),
+                        Err(UsageError::MailMaxReached { .. })
+                            if flights.is_empty() && self.shared.options.reconnect =>
+                        {
+                            // RFC 9422 MAILMAX: this connection carried all the transactions the server allows.
+                            self.session.transcript.note(
+                                "the server's LIMITS MAILMAX is reached: reconnecting for the next message",
+                            );
+                            self.session.client.quit();
+                            self.settle_quit();
+                            if let Err(e) = self.reconnect() {
+                                results[next] = Some(Err(e));
+                            } else {
+                                continue;
+                            }
+                        }
+                        Err(UsageError::MailMaxReached { .. }) if !flights.is_empty() => break,
+                        Err(e) => results[next] = Some(Err(usage(e, Stage::Mail))),
+                    }
+                    next += 1;
+                    progressed = true;
+                }
+                // Events, without writing yet: a CHUNKING body may join the commands in the same write.
+                let s = &mut self.session;
+                while let Some(event) = s.poll_no_flush() {
+                    progressed = true;
+                    match event {
+                        Event::ReadyForBody { id } => {
+                            if let Some(f) = flights.iter_mut().find(|f| f.id == id) {
+                                f.open = true;
+                            }
+                        }
+                        Event::TransactionComplete(r) => {
+                            let Some(at) = flights.iter().position(|f| f.id == r.id) else {
+                                continue;
+                            };
+                            let f = flights.remove(at);
+                            let session_error =
+                                matches!(s.closed, Some(Some(_))).then(|| s.closed_error());
+                            results[f.index] = Some(SendReport::from_transaction(
+                                *r,
+                                s.tls_used(),
+                                f.offset as u64,
+                                session_error,
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                // Body bytes for the message whose body is open (the newest one).
+                if let Some(f) = flights.iter_mut().find(|f| f.open && !f.finished) {
+                    let body = messages[f.index].1;
+                    while f.offset < body.len() {
+                        match s.client.write_body(&body[f.offset..]) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                f.offset += n;
+                                progressed = true;
+                            }
+                            Err(_) => {
+                                // The transaction failed meanwhile: its report is on the way.
+                                f.finished = true;
+                                break;
+                            }
+                        }
+                    }
+                    if f.offset == body.len() && !f.finished {
+                        let _ = s.client.finish_body();
+                        f.finished = true;
+                        progressed = true;
+                    }
+                }
+            }
+            if self.session.closed.is_some() {
+                // The core reported every transaction in progress when it closed.
+                let error = self.session.closed_error();
+                for f in flights.drain(..) {
+                    results[f.index] = Some(Err(error.clone()));
+                }
+                if next == messages.len() {
+                    break;
+                }
+                if !self.shared.options.reconnect {
+                    for r in &mut results[next..] {
+                        *r = Some(Err(error.clone()));
+                    }
+                    break;
+                }
+                self.session
+                    .transcript
+                    .note("the connection is closed: reconnecting for the rest of the batch");
+                if let Err(e) = self.reconnect() {
+                    results[next] = Some(Err(e));
+                    next += 1;
+                }
+                continue;
+            }
+            if flights.is_empty() && next == messages.len() {
+                break;
+            }
+            self.session.flush_out();
+            if self.session.client.is_closed() {
+                // A write failed or a deadline passed: the next turn reads the reports.
+                continue;
+            }
+            if !self.session.wait(None) {
+                // Nothing awaited, nothing to send, and the core takes no message: not expected to happen; end the
+                // batch rather than spin.
+                let error = Error::new(ErrorKind::UnexpectedReply, Stage::Mail);
+                for f in flights.drain(..) {
+                    results[f.index] = Some(Err(error.clone()));
+                }
+                break;
+            }
         }
-        if envelope.params.body.is_none() {
-            envelope = envelope.declare_body(body);
+        self.last_used = Instant::now();
+        let mut out = Vec::with_capacity(messages.len());
+        for ((envelope, body), result) in messages.iter().zip(results) {
+            let result =
+                result.unwrap_or_else(|| Err(Error::new(ErrorKind::ConnectionClosed, Stage::Mail)));
+            out.push(self.resend_rest(envelope, body, result));
         }
-        self.send_reopen(&envelope, || Ok(body))
+        out
+    }
+
+    /// Sends a message again to the recipients the server asked to get it separately in `first` (as
+    /// [`send_reopen`](Self::send_reopen) does), and returns the combined report.
+    fn resend_rest(
+        &mut self,
+        envelope: &Envelope,
+        body: &[u8],
+        first: Result<SendReport, Error>,
+    ) -> Result<SendReport, Error> {
+        if !first
+            .as_ref()
+            .is_ok_and(|r| r.recipients.iter().any(|r| r.retry_separately))
+        {
+            return first;
+        }
+        let mut plan = crate::resend::ResendPlan::new(envelope);
+        plan.record(first)?;
+        while let Some(next) = plan.next_envelope() {
+            self.session.transcript.note(format!(
+                "sending the message again to {} recipient(s) the server asked to get it separately",
+                next.recipients.len()
+            ));
+            let result = self.send(&next, body);
+            plan.record(result)?;
+        }
+        plan.into_report()
+            .ok_or_else(|| Error::new(ErrorKind::ConnectionClosed, Stage::Mail))
     }
 
     /// [`send`](Self::send) for a body that can be read again: `open` is called once per transaction. When the
@@ -1016,14 +1234,7 @@ impl Connection {
         envelope: &Envelope,
         body: &[u8],
     ) -> Result<SendReport, Error> {
-        let mut envelope = envelope.clone();
-        if envelope.size.is_none() {
-            envelope = envelope.with_size(body.len() as u64);
-        }
-        if envelope.params.body.is_none() {
-            envelope = envelope.declare_body(body);
-        }
-        self.send_and_quit(&envelope, body)
+        self.send_and_quit(&declared(envelope, body), body)
     }
 
     fn send_inner(
@@ -1144,6 +1355,32 @@ impl Connection {
             }
         }
     }
+}
+
+/// A message of [`Connection::send_batch`] in progress.
+struct Flight {
+    /// Its place in the batch.
+    index: usize,
+    id: TransactionId,
+    /// Body bytes handed to the core.
+    offset: usize,
+    /// `ReadyForBody` seen.
+    open: bool,
+    /// The end of the body handed over (or the transaction failed before).
+    finished: bool,
+}
+
+/// The envelope of a message in memory with what it declares: its size (RFC 1870) and, unless the caller said,
+/// its body type ([`Envelope::declare_body`]).
+fn declared(envelope: &Envelope, body: &[u8]) -> Envelope {
+    let mut envelope = envelope.clone();
+    if envelope.size.is_none() {
+        envelope = envelope.with_size(body.len() as u64);
+    }
+    if envelope.params.body.is_none() {
+        envelope = envelope.declare_body(body);
+    }
+    envelope
 }
 
 /// The body source and the block being handed to the core.

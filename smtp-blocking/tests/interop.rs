@@ -655,3 +655,85 @@ fn dovecot_lmtp_per_recipient_results() {
     );
     in_maildir("MAILDIR_ALICE", &t);
 }
+
+// ----- messages back to back (`send_batch`) -----
+
+/// Five messages to bob, the third to a refused recipient, through `send_batch`; checks the outcomes, the
+/// deliveries, one connection, and that the second message's MAIL left before the first verdict came back.
+fn batch_to(o: ConnectOptions, to: &str, refused: &str, maildir: &str, first_verdict: &str) {
+    let (sink, lines) = collector();
+    let mut conn = Connection::connect(&o.with_transcript(sink)).unwrap();
+    let tokens: Vec<String> = (0..5).map(|i| token(&format!("batch-{i}"))).collect();
+    let envelopes: Vec<Envelope> = (0..5)
+        .map(|i| envelope("sender@example.test", &[if i == 2 { refused } else { to }]))
+        .collect();
+    let bodies: Vec<Vec<u8>> = tokens
+        .iter()
+        .map(|t| message(t, &format!("token {t}")))
+        .collect();
+    let results = conn.send_batch(
+        envelopes
+            .iter()
+            .zip(&bodies)
+            .map(|(e, b)| (e, b.as_slice())),
+    );
+    let outcomes: Vec<Outcome> = results
+        .iter()
+        .map(|r| r.as_ref().expect("a report").outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Accepted,
+            Outcome::Accepted,
+            Outcome::Rejected,
+            Outcome::Accepted,
+            Outcome::Accepted
+        ]
+    );
+    conn.quit().unwrap();
+    let text = transcript_text(&lines);
+    assert_eq!(text.matches("connected to").count(), 1, "{text}");
+    assert_eq!(text.matches("C: MAIL FROM").count(), 5, "{text}");
+    let second_mail = text.match_indices("C: MAIL FROM").nth(1).unwrap().0;
+    let verdict = text
+        .find(first_verdict)
+        .unwrap_or_else(|| panic!("no {first_verdict:?} in\n{text}"));
+    assert!(
+        second_mail < verdict,
+        "the second envelope went out before the first verdict:\n{text}"
+    );
+    for i in [0, 1, 3, 4] {
+        in_maildir(maildir, &tokens[i]);
+    }
+}
+
+#[test]
+fn postfix_batch_with_data_and_with_chunking() {
+    let e = env();
+    for chunking in [false, true] {
+        let mut o = server("POSTFIX_PLAIN_PORT", TlsMode::StartTls);
+        o.session.chunking = chunking;
+        batch_to(
+            o,
+            &bob(),
+            e.get("TEST_RCPT_REJECT"),
+            "MAILDIR_BOB",
+            // The verdicts ("250 2.0.0 Ok: queued as ..." after DATA, "Ok: 205 bytes queued as ..." after BDAT),
+            // not the RSET's "250 2.0.0 Ok".
+            "S: 250 2.0.0 Ok: ",
+        );
+    }
+}
+
+#[test]
+fn dovecot_lmtp_batch() {
+    let e = env();
+    batch_to(
+        server("DOVECOT_LMTP_PORT", TlsMode::None).with_protocol(Protocol::Lmtp),
+        e.get("TEST_USER_ALICE"),
+        e.get("TEST_RCPT_UNKNOWN"),
+        "MAILDIR_ALICE",
+        "S: 250 2.0.0 <",
+    );
+}

@@ -376,7 +376,11 @@ pub struct Client {
     auth_paused: bool,
     /// [`Client::retry_auth`] was used: a second refusal closes the session.
     auth_retried: bool,
+    /// The oldest transaction still owed replies: the replies at the front of `pending` are its own.
     tx: Option<Transaction>,
+    /// A transaction pipelined behind `tx`'s end of data (RFC 2920 §3.1), whose commands follow `tx`'s on the wire;
+    /// it becomes `tx` when `tx` completes.
+    queued: Option<Transaction>,
     next_tx: u64,
     quit_requested: bool,
     quit_sent: bool,
@@ -417,6 +421,7 @@ impl Client {
             auth_paused: false,
             auth_retried: false,
             tx: None,
+            queued: None,
             next_tx: 1,
             quit_requested: false,
             quit_sent: false,
@@ -470,6 +475,29 @@ impl Client {
     /// True when the machine is inside a transaction whose terminator was sent and whose verdict has not arrived.
     pub fn awaiting_verdict(&self) -> bool {
         self.tx.as_ref().is_some_and(|t| t.end_sent)
+    }
+
+    /// True when [`send_mail`](Self::send_mail) would start a transaction now (an envelope this server cannot take
+    /// is still refused): the session is idle, or the transaction in progress has sent the end of its data and can
+    /// have the next one pipelined behind it (see [`send_mail`](Self::send_mail)).
+    pub fn accepts_mail(&self) -> bool {
+        self.phase == Phase::Ready && !self.quit_requested && self.tx_slot_free()
+    }
+
+    /// Whether a new transaction may start: none in progress, or one whose end of data is out and whose envelope
+    /// was not refused, with PIPELINING offered and nothing queued behind it yet.
+    fn tx_slot_free(&self) -> bool {
+        match &self.tx {
+            None => true,
+            Some(tx) => {
+                self.queued.is_none() && tx.end_sent && tx.failure.is_none() && self.pipelining()
+            }
+        }
+    }
+
+    /// The newest transaction: the one whose body the application writes.
+    fn newest(&self) -> Option<&Transaction> {
+        self.queued.as_ref().or(self.tx.as_ref())
     }
 
     // ----- inputs -----
@@ -621,13 +649,24 @@ impl Client {
 
     /// Starts a transaction: MAIL FROM, one RCPT per recipient and, as the server allows, DATA or BDAT, pipelined
     /// in one write when PIPELINING is offered (RFC 2920). Then wait for [`Event::ReadyForBody`] and stream the body.
+    ///
+    /// **Transactions back to back.** With PIPELINING, the next transaction may start as soon as the one in progress
+    /// has sent the end of its data ([`finish_body`](Self::finish_body)), without waiting for its verdict: the new
+    /// MAIL, RCPT and DATA (or BDAT) go out in the same write as that final dot or `BDAT ... LAST` (RFC 2920 §3.1
+    /// lets the message content start a group, and MAIL/RCPT sit in the middle of one). A DATA body is taken after
+    /// the `354`, which the server sends after the previous verdict; a CHUNKING body at once
+    /// ([`Event::ReadyForBody`] carries the new transaction's id), and behind a CHUNKING transaction an `RSET` goes
+    /// first, so that the new envelope starts clean whatever the previous one came to (after a refused `BDAT` the
+    /// server may still hold its `MAIL`; the final dot of DATA always ends a transaction). Each transaction is
+    /// reported on its own, in order; at most two are in progress. Otherwise this returns
+    /// [`UsageError::TransactionInProgress`]; [`accepts_mail`](Self::accepts_mail) tells in advance.
     pub fn send_mail(&mut self, envelope: Envelope) -> Result<TransactionId, UsageError> {
         match self.phase {
             Phase::Ready if !self.quit_requested => {}
             Phase::Closed | Phase::Quitting | Phase::Ready => return Err(UsageError::Closed),
             _ => return Err(UsageError::NotReady),
         }
-        if self.tx.is_some() {
+        if !self.tx_slot_free() {
             return Err(UsageError::TransactionInProgress);
         }
         if envelope.recipients.is_empty() {
@@ -705,7 +744,7 @@ impl Client {
             .rcpt_max
             .map_or(n, |max| n.min(usize::try_from(max).unwrap_or(usize::MAX)));
         let binary = mode == BodyMode::Bdat { binary: true };
-        self.tx = Some(Transaction {
+        let mut tx = Transaction {
             id,
             envelope,
             params,
@@ -736,11 +775,19 @@ impl Client {
             failure: None,
             in_flight: 0,
             finals_received: 0,
-        });
-        if let Some(tx) = &mut self.tx {
-            if binary {
-                // BINARYMIME bodies go out untouched: no line-ending normalization.
-                tx.stuffer = DotStuffer::normalizing_only();
+        };
+        if binary {
+            // BINARYMIME bodies go out untouched: no line-ending normalization.
+            tx.stuffer = DotStuffer::normalizing_only();
+        }
+        match &self.tx {
+            None => self.tx = Some(tx),
+            Some(previous) => {
+                if matches!(previous.mode, BodyMode::Bdat { .. }) {
+                    // The server may keep a refused BDAT transaction's MAIL (RFC 3030 §2 leaves it to RSET).
+                    self.wire.send(Command::Rset, Some(Pending::Rset));
+                }
+                self.queued = Some(tx);
             }
         }
         self.advance_tx();
@@ -760,7 +807,7 @@ impl Client {
         }
         let max = self.config.max_buffered_body;
         let out_len = self.wire.out.len();
-        let Some(tx) = self.tx.as_mut() else {
+        let Some(tx) = self.queued.as_mut().or(self.tx.as_mut()) else {
             return Err(UsageError::NoBodyExpected);
         };
         if tx.failure.is_some() || tx.body == BodyState::Finished {
@@ -790,7 +837,7 @@ impl Client {
         if self.phase == Phase::Closed {
             return Err(UsageError::Closed);
         }
-        let Some(tx) = self.tx.as_mut() else {
+        let Some(tx) = self.queued.as_mut().or(self.tx.as_mut()) else {
             return Err(UsageError::NoBodyExpected);
         };
         if tx.failure.is_some() || tx.body != BodyState::Open {
@@ -956,7 +1003,7 @@ impl Client {
         match self.phase {
             Phase::Handshake { .. } => Some(Stage::TlsHandshake),
             Phase::Quitting => Some(Stage::Quit),
-            Phase::Ready if self.tx.as_ref().is_some_and(|t| t.body_open()) => {
+            Phase::Ready if self.newest().is_some_and(Transaction::body_open) => {
                 Some(Stage::DataBlock)
             }
             _ => None,
@@ -980,8 +1027,9 @@ impl Client {
         if self.phase == Phase::Closed {
             return;
         }
-        if let Some(tx) = self.tx.take() {
-            let report = tx.into_report(self.config.protocol == Protocol::Lmtp, error.clone());
+        let lmtp = self.config.protocol == Protocol::Lmtp;
+        for tx in [self.tx.take(), self.queued.take()].into_iter().flatten() {
+            let report = tx.into_report(lmtp, error.clone());
             self.events
                 .push_back(Event::TransactionComplete(Box::new(report)));
         }
@@ -1424,6 +1472,12 @@ impl Client {
         let delivered = report.outcome.is_delivered();
         self.events
             .push_back(Event::TransactionComplete(Box::new(report)));
+        if let Some(next) = self.queued.take() {
+            // The pipelined transaction's replies come next. No RSET in between: it would undo the new envelope,
+            // and none is needed (see `send_mail`). It received no reply yet, so it cannot have failed.
+            self.tx = Some(next);
+            return self.flush_quit();
+        }
         if self.quit_requested {
             // `quit_after_transaction`: the session ends here; QUIT (already sent or sent now) replaces RSET.
             if self.phase == Phase::Ready {
@@ -1440,7 +1494,7 @@ impl Client {
         if !self.quit_requested || self.quit_sent {
             return;
         }
-        let now = match &self.tx {
+        let now = match self.newest() {
             None => self.pipelining() || self.wire.pending.is_empty(),
             // `quit_after_transaction`: right behind the end of the data, in the same write.
             Some(tx) => tx.end_sent && self.pipelining(),
@@ -1454,7 +1508,9 @@ impl Client {
     /// Sends whatever the transaction may send now: the envelope, DATA, BDAT chunks.
     fn advance_tx(&mut self) {
         let pipelining = self.pipelining();
-        let Some(tx) = self.tx.as_mut() else { return };
+        let Some(tx) = self.queued.as_mut().or(self.tx.as_mut()) else {
+            return;
+        };
         let wire = &mut self.wire;
         let can_send = |wire: &Wire| pipelining || wire.pending.is_empty();
         if !tx.mail_sent {
