@@ -17,7 +17,8 @@ use futures_lite::io::AsyncRead;
 use smtp_blocking::{ConnectOptions, Error, ErrorKind, Peer, SendReport, TlsMode, TlsUsed};
 use smtp_proto::diagnose::{self, PeerSpeaks};
 use smtp_proto::{
-    Capabilities, Client, Envelope, Event, Outcome, Reply, Stage, TlsPolicy, TransactionReport,
+    Capabilities, Client, Envelope, Event, Outcome, Reply, Stage, TlsPolicy, TransactionId,
+    TransactionReport, UsageError,
 };
 
 use crate::io::{Io, Turn};
@@ -68,6 +69,19 @@ struct Body<'a, R: ?Sized> {
     /// Bytes read from the source so far.
     read: u64,
     progress: Option<&'a mut (dyn FnMut(u64) + Send)>,
+}
+
+/// A message of [`Connection::send_batch`] in progress.
+struct Flight {
+    /// Its place in the batch.
+    index: usize,
+    id: TransactionId,
+    /// Body bytes handed to the core.
+    offset: usize,
+    /// `ReadyForBody` seen.
+    open: bool,
+    /// The end of the body handed over (or the transaction failed before).
+    finished: bool,
 }
 
 /// The result of one send attempt, with what a pool needs to decide on a retry.
@@ -320,6 +334,194 @@ impl Connection {
             let _ = self.quit().await;
         }
         result
+    }
+
+    /// Sends messages in memory one after the other on this connection, each in its own transaction, without
+    /// waiting for each verdict before the next message: when the server offers PIPELINING, the next message's
+    /// MAIL, RCPT and DATA go out in the same write as the previous final dot (about one round trip per message
+    /// instead of two), and with CHUNKING the messages stream without waiting at all, two in flight at most (see
+    /// [`Client::send_mail`](smtp_proto::Client::send_mail)). Without PIPELINING this is
+    /// [`send_bytes`](Self::send_bytes) in a loop.
+    ///
+    /// Returns one result per message, in order, each what [`send_bytes`](Self::send_bytes) returns for it: every
+    /// message is reported on its own (a refused one does not affect the others), `Unknown` when the connection was
+    /// lost after its end was sent, an error when it certainly was not accepted. Sizes are declared as `send_bytes`
+    /// does, recipients the server asks to get a message separately are sent it again afterwards, and a lost
+    /// connection is reopened for the messages not sent yet when [`ConnectOptions::reconnect`] is on (not for a
+    /// pooled connection: the pool decides).
+    ///
+    /// Cancel-safe as every operation here: dropping the future mid-way poisons the connection.
+    pub async fn send_batch<'a>(
+        &mut self,
+        messages: impl IntoIterator<Item = (&'a Envelope, &'a [u8])>,
+    ) -> Vec<Result<SendReport, Error>> {
+        let messages: Vec<(Envelope, &[u8])> = messages
+            .into_iter()
+            .map(|(envelope, body)| {
+                let mut envelope = envelope.clone();
+                if envelope.size.is_none() {
+                    envelope = envelope.with_size(body.len() as u64);
+                }
+                (envelope, body)
+            })
+            .collect();
+        if let Err(e) = self.check_before_send().await {
+            return messages.iter().map(|_| Err(e.clone())).collect();
+        }
+        let mut results: Vec<Option<Result<SendReport, Error>>> = std::iter::repeat_with(|| None)
+            .take(messages.len())
+            .collect();
+        let mut next = 0;
+        let mut flights: Vec<Flight> = Vec::new();
+        // Each turn starts a message, reports one, hands over body bytes, or writes/reads: bounded by the messages,
+        // their bytes and the core's deadlines.
+        loop {
+            self.transmit();
+            let mut again = false;
+            // 1. Start what the core takes now (behind the end of the previous message's data).
+            while next < messages.len() && self.closed.is_none() && self.client.accepts_mail() {
+                match self.client.send_mail(messages[next].0.clone()) {
+                    Ok(id) => flights.push(Flight {
+                        index: next,
+                        id,
+                        offset: 0,
+                        open: false,
+                        finished: false,
+                    }),
+                    Err(UsageError::MailMaxReached { .. }) if !flights.is_empty() => break,
+                    Err(UsageError::MailMaxReached { limit })
+                        if self.settings.options.reconnect && !self.pooled =>
+                    {
+                        self.transcript.note(format!(
+                            "the server allows {limit} messages per connection (LIMITS MAILMAX): reconnecting"
+                        ));
+                        match self.renew().await {
+                            Ok(()) => continue,
+                            Err(e) => results[next] = Some(Err(e)),
+                        }
+                    }
+                    Err(u) => {
+                        results[next] = Some(Err(Error::new(ErrorKind::Message(u), Stage::Mail)))
+                    }
+                }
+                next += 1;
+                again = true;
+            }
+            // 2. Every event.
+            while let Some(event) = self.client.poll_event() {
+                again = true;
+                match event {
+                    Event::StartTls => {
+                        self.log_transcript();
+                        self.handshake().await;
+                    }
+                    Event::ReadyForBody { id } => {
+                        if let Some(f) = flights.iter_mut().find(|f| f.id == id) {
+                            f.open = true;
+                        }
+                    }
+                    Event::TransactionComplete(report) => {
+                        let Some(at) = flights.iter().position(|f| f.id == report.id) else {
+                            continue;
+                        };
+                        let f = flights.remove(at);
+                        self.messages += 1;
+                        // The core's report carries the session error when the message was interrupted.
+                        results[f.index] = Some(SendReport::from_transaction(
+                            *report,
+                            self.tls,
+                            f.offset as u64,
+                            None,
+                        ));
+                    }
+                    Event::Closed { error } => self.note_closed(error),
+                    _ => {}
+                }
+            }
+            self.log_transcript();
+            // 3. Body bytes for the message whose body is open (the newest), while the write queue is small.
+            if self.io.queued() < crate::io::COALESCE
+                && let Some(f) = flights.iter_mut().find(|f| f.open && !f.finished)
+            {
+                let body = messages[f.index].1;
+                while f.offset < body.len() {
+                    match self.client.write_body(&body[f.offset..]) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            f.offset += n;
+                            again = true;
+                        }
+                        Err(_) => {
+                            // The transaction failed meanwhile: its report is on the way.
+                            f.finished = true;
+                            break;
+                        }
+                    }
+                }
+                if f.offset == body.len() && !f.finished {
+                    let _ = self.client.finish_body();
+                    f.finished = true;
+                    again = true;
+                }
+            }
+            if again {
+                continue;
+            }
+            if self.closed.is_some() {
+                // The core reported every transaction in progress when it closed.
+                let error = self.session_error();
+                for f in flights.drain(..) {
+                    results[f.index] = Some(Err(error.clone()));
+                }
+                if next == messages.len() {
+                    break;
+                }
+                if !self.settings.options.reconnect || self.pooled {
+                    for r in &mut results[next..] {
+                        *r = Some(Err(error.clone()));
+                    }
+                    break;
+                }
+                self.transcript
+                    .note("the connection is closed: reconnecting for the rest of the batch");
+                if let Err(e) = self.reconnect().await {
+                    results[next] = Some(Err(e));
+                    next += 1;
+                }
+                continue;
+            }
+            if flights.is_empty()
+                && next == messages.len()
+                && self.client.is_idle()
+                && self.io.is_drained()
+            {
+                break;
+            }
+            // 4. Wait for bytes, for the write queue to drain (when a body waits for room), or for the deadline.
+            let deadline = self.client.poll_timeout();
+            let body_waiting = flights.iter().any(|f| f.open && !f.finished);
+            let turn = self.io.turn(deadline, body_waiting).await;
+            let now = Instant::now();
+            match turn {
+                Ok(Turn::Read(n)) => self.client.receive(now, self.io.received(n)),
+                Ok(Turn::Eof) => self.client.receive_eof(now),
+                Ok(Turn::Written) => {}
+                Ok(Turn::Deadline) => self.client.handle_timeout(now),
+                Err(e) => {
+                    self.io_error = Some(Arc::new(e));
+                    self.client.receive_eof(now);
+                }
+            }
+        }
+        self.finish_op();
+        self.last_used = Instant::now();
+        let mut out = Vec::with_capacity(messages.len());
+        for ((envelope, body), result) in messages.iter().zip(results) {
+            let result =
+                result.unwrap_or_else(|| Err(Error::new(ErrorKind::ConnectionClosed, Stage::Mail)));
+            out.push(self.resend_rest(envelope, body, result).await);
+        }
+        out
     }
 
     pub(crate) async fn attempt<'a, R: AsyncRead + Unpin + ?Sized>(

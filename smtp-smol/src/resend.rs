@@ -60,6 +60,35 @@ impl Connection {
             .ok_or_else(|| Error::new(ErrorKind::ConnectionClosed, Stage::Mail))
     }
 
+    /// Sends a message again to the recipients the server asked to get it separately in `first` (as
+    /// [`send_reopen`](Self::send_reopen) does), and returns the combined report.
+    pub(crate) async fn resend_rest(
+        &mut self,
+        envelope: &Envelope,
+        body: &[u8],
+        first: Result<SendReport, Error>,
+    ) -> Result<SendReport, Error> {
+        if !first
+            .as_ref()
+            .is_ok_and(|r| r.recipients.iter().any(|r| r.retry_separately))
+        {
+            return first;
+        }
+        let mut plan = ResendPlan::new(envelope);
+        plan.record(first)?;
+        while let Some(next) = plan.next_envelope() {
+            self.transcript_mut().note(format!(
+                "sending the message again to {} recipient(s) the server asked to get it separately",
+                next.recipients.len()
+            ));
+            let mut source = body;
+            let result = self.attempt_renewing(&next, &mut source, None).await.result;
+            plan.record(result)?;
+        }
+        plan.into_report()
+            .ok_or_else(|| Error::new(ErrorKind::ConnectionClosed, Stage::Mail))
+    }
+
     /// One transaction; when the server's LIMITS MAILMAX is reached on this connection (nothing was sent or read
     /// from `body` then) and [`ConnectOptions::reconnect`](smtp_blocking::ConnectOptions::reconnect) is on, ends
     /// the session with QUIT, opens a new one and tries once more. A pooled connection is left to its pool.

@@ -16,8 +16,8 @@ use common::*;
 use futures_lite::io::AsyncRead;
 use smtp_smol::smtp_proto::{Mechanism, Mismatch};
 use smtp_smol::{
-    ConnectOptions, Connection, ErrorKind, Outcome, Pool, PoolOptions, Protocol, Stage, Timeouts,
-    TlsMode, TlsUsed,
+    ConnectOptions, Connection, Envelope, ErrorKind, Outcome, Pool, PoolOptions, Protocol, Stage,
+    Timeouts, TlsMode, TlsUsed,
 };
 
 /// Deadline cap for every stage against the real servers (they answer in milliseconds).
@@ -893,4 +893,94 @@ fn client_certificate_and_untrusted_ca_against_real_servers() {
     let e = expect_err(r);
     assert!(matches!(e.kind(), ErrorKind::Tls { .. }), "{e}");
     assert!(e.to_string().contains("unknown issuer"), "{e}");
+}
+
+// ----- messages back to back (`send_batch`) -----
+
+/// Five messages, the third to a refused recipient, through `send_batch`; checks the outcomes, the deliveries in
+/// `maildir`, one connection, and that the second message's MAIL left before the first verdict came back.
+fn batch_to(o: ConnectOptions, to: &str, refused: &str, maildir: &str, first_verdict: &str) {
+    let (sink, lines) = collector();
+    let o = o.with_transcript(sink);
+    let tokens: Vec<String> = (0..5).map(|i| token(&format!("batch-{i}"))).collect();
+    let envelopes: Vec<Envelope> = (0..5)
+        .map(|i| envelope("sender@example.test", &[if i == 2 { refused } else { to }]))
+        .collect();
+    let bodies: Vec<Vec<u8>> = tokens
+        .iter()
+        .map(|t| message(t, &format!("body of {t}")))
+        .collect();
+    let results = run(async {
+        let mut conn = Connection::connect(&o).await.unwrap();
+        let results = conn
+            .send_batch(
+                envelopes
+                    .iter()
+                    .zip(&bodies)
+                    .map(|(e, b)| (e, b.as_slice())),
+            )
+            .await;
+        conn.quit().await.unwrap();
+        results
+    });
+    let outcomes: Vec<Outcome> = results
+        .iter()
+        .map(|r| r.as_ref().expect("a report").outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Accepted,
+            Outcome::Accepted,
+            Outcome::Rejected,
+            Outcome::Accepted,
+            Outcome::Accepted
+        ]
+    );
+    let text = transcript_text(&lines);
+    assert_eq!(text.matches("connected to").count(), 1, "{text}");
+    assert_eq!(text.matches("C: MAIL FROM").count(), 5, "{text}");
+    let second_mail = text.match_indices("C: MAIL FROM").nth(1).unwrap().0;
+    let verdict = text
+        .find(first_verdict)
+        .unwrap_or_else(|| panic!("no {first_verdict:?} in\n{text}"));
+    assert!(
+        second_mail < verdict,
+        "the second envelope went out before the first verdict:\n{text}"
+    );
+    for i in [0, 1, 3, 4] {
+        assert!(
+            find_file_with(Path::new(maildir), &tokens[i]).is_some(),
+            "message {i} delivered"
+        );
+    }
+}
+
+#[test]
+fn postfix_batch_with_data_and_with_chunking() {
+    let s = servers();
+    for chunking in [false, true] {
+        let mut o = opts(&s, "POSTFIX_PLAIN_PORT", TlsMode::StartTls);
+        o.session.chunking = chunking;
+        batch_to(
+            o,
+            "bob@example.test",
+            &s.get("TEST_RCPT_REJECT"),
+            &s.get("MAILDIR_BOB"),
+            // The verdicts, not the RSET's "250 2.0.0 Ok".
+            "S: 250 2.0.0 Ok: ",
+        );
+    }
+}
+
+#[test]
+fn dovecot_lmtp_batch() {
+    let s = servers();
+    batch_to(
+        opts(&s, "DOVECOT_LMTP_PORT", TlsMode::None).with_protocol(Protocol::Lmtp),
+        "alice@example.test",
+        &s.get("TEST_RCPT_UNKNOWN"),
+        &s.get("MAILDIR_ALICE"),
+        "S: 250 2.0.0 <",
+    );
 }
