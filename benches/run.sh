@@ -86,9 +86,14 @@ client() {
       "$SOURCE" "${flags[@]}" -s "$connections" -m "$messages" -l "$size" -f "$FROM" -t "$TO" "$server"
   else
     # ours-*-sepquit: the same client with QUIT sent after the verdict (not pipelined), for comparison.
-    local flags=(--client "${client%-sepquit}" --server "$server" --messages "$messages"
+    # ours-*-batch: the same client sending a connection's messages through one `send_batch` (the next envelope
+    # pipelined behind the previous end of data).
+    local base=${client%-sepquit}
+    base=${base%-batch}
+    local flags=(--client "$base" --server "$server" --messages "$messages"
       --connections "$connections" --size "$size")
     [[ $client == *-sepquit ]] && flags+=(--separate-quit)
+    [[ $client == *-batch ]] && flags+=(--batch)
     ((newconn)) && flags+=(--new-connection)
     ((stream)) && flags+=(--stream)
     run "$section" "$scenario" "$client" "$round" "$messages" "$connections" "$size" "$rtt" -- "$LOAD" "${flags[@]}"
@@ -117,7 +122,9 @@ protocol() {
       local conns=1 newconn=0
       [[ $scenario == concurrent-8 ]] && conns=8
       [[ $scenario == new-connection ]] && newconn=1
-      for c in "${CLIENTS[@]}"; do
+      local clients=("${CLIENTS[@]}")
+      ((newconn)) || clients+=(ours-blocking-batch ours-smol-batch)
+      for c in "${clients[@]}"; do
         client protocol "$scenario" "$c" "$round" "$SINK" "$(count "$scenario" "$c")" "$conns" 2048 "$newconn" 0 0
       done
     done
@@ -164,6 +171,7 @@ rtt() {
         ((QUICK)) && n=$((n / 2))
         local clients=("${CLIENTS[@]}")
         [[ $scenario == new-connection ]] && clients+=(ours-blocking-sepquit ours-smol-sepquit)
+        [[ $scenario == new-connection ]] || clients+=(ours-blocking-batch ours-smol-batch)
         for c in "${clients[@]}"; do
           client "rtt-$name" "$scenario" "$c" "$round" "127.0.0.1:$port" "$n" "$conns" 2048 "$newconn" 0 "$rtt5"
           client "rtt0-$name" "$scenario" "$c" "$round" "127.0.0.1:$p0" "$n" "$conns" 2048 "$newconn" 0 "$rtt0"

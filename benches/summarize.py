@@ -6,8 +6,8 @@ import statistics
 import sys
 from collections import defaultdict
 
-CLIENT_ORDER = ["smtp-source", "ours-blocking", "ours-blocking-sepquit", "ours-smol", "ours-smol-sepquit",
-                "lettre-blocking", "lettre-tokio"]
+CLIENT_ORDER = ["smtp-source", "ours-blocking", "ours-blocking-batch", "ours-blocking-sepquit", "ours-smol",
+                "ours-smol-batch", "ours-smol-sepquit", "lettre-blocking", "lettre-tokio"]
 
 
 def fmt(values, digits=0):

@@ -6,6 +6,8 @@
 //! smtp-load --client ours-blocking|ours-smol|lettre-blocking|lettre-tokio
 //!           --server 127.0.0.1:2600 [--messages N] [--size BYTES] [--connections C] [--new-connection]
 //!           [--stream]   # generate the body on the fly (never held in memory); ours only
+//!           [--batch]    # ours on reused connections: `send_batch` (the next envelope pipelined behind the
+//!                        # previous end of data) instead of one `send_bytes` per message
 //! smtp-load --rtt 127.0.0.1:2526 [--samples N]   # median NOOP round trip on one connection, in ms
 //! ```
 //!
@@ -35,6 +37,8 @@ struct Args {
     /// With `--new-connection`: QUIT after the message's verdict instead of pipelined behind its end.
     separate_quit: bool,
     stream: bool,
+    /// On reused connections: all of a connection's messages through one `send_batch` call.
+    batch: bool,
     rtt: bool,
     samples: usize,
 }
@@ -49,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         new_connection: false,
         separate_quit: false,
         stream: false,
+        batch: false,
         rtt: false,
         samples: 20,
     };
@@ -66,6 +71,7 @@ fn parse_args() -> Result<Args, String> {
             "--new-connection" => args.new_connection = true,
             "--separate-quit" => args.separate_quit = true,
             "--stream" => args.stream = true,
+            "--batch" => args.batch = true,
             "--rtt" => {
                 args.rtt = true;
                 args.server = value()?.parse().map_err(|e| format!("--rtt: {e}"))?;
@@ -73,6 +79,11 @@ fn parse_args() -> Result<Args, String> {
             "--samples" => args.samples = value()?.parse().map_err(|e| format!("{flag}: {e}"))?,
             _ => return Err(format!("unknown argument {flag}")),
         }
+    }
+    if args.batch && (args.new_connection || args.stream || !args.client.starts_with("ours-")) {
+        return Err(
+            "--batch is for ours-* clients on reused connections with bodies in memory".into(),
+        );
     }
     if args.connections == 0 || args.messages == 0 {
         return Err("--connections and --messages must be positive".into());
@@ -177,6 +188,13 @@ fn check_ours(report: &smtp_blocking::SendReport) -> Result<(), String> {
 fn ours_blocking(args: &Args, count: usize, body: &[u8]) -> Result<(), String> {
     let options = ours_options(args.server);
     let envelope = ours_envelope();
+    if args.batch {
+        let mut c = smtp_blocking::Connection::connect(&options).map_err(|e| e.to_string())?;
+        for result in c.send_batch((0..count).map(|_| (&envelope, body))) {
+            check_ours(&result.map_err(|e| e.to_string())?)?;
+        }
+        return c.quit().map_err(|e| e.to_string());
+    }
     let mut conn = None;
     for _ in 0..count {
         if args.new_connection && !args.separate_quit && !args.stream {
@@ -255,6 +273,15 @@ fn ours_smol(args: &Args, body: &[u8]) -> Result<(), String> {
 async fn ours_smol_one(args: &Args, count: usize, body: &[u8]) -> Result<(), String> {
     let options = ours_options(args.server);
     let envelope = ours_envelope();
+    if args.batch {
+        let mut c = smtp_smol::Connection::connect(&options)
+            .await
+            .map_err(|e| e.to_string())?;
+        for result in c.send_batch((0..count).map(|_| (&envelope, body))).await {
+            check_ours(&result.map_err(|e| e.to_string())?)?;
+        }
+        return c.quit().await.map_err(|e| e.to_string());
+    }
     let mut conn = None;
     for _ in 0..count {
         if args.new_connection && !args.separate_quit && !args.stream {
