@@ -251,6 +251,7 @@ pub fn full_setup() -> Setup {
         port_465: false,
         declare_size: false,
         eight_bit: false,
+        back_to_back: false,
         bodies: [BODIES[0].1.to_vec(), BODIES[4].1.to_vec()],
         write_size: 0,
     }

@@ -56,6 +56,7 @@ fn setup() -> impl Strategy<Value = Setup> {
         (
             any::<bool>(),
             any::<bool>(),
+            any::<bool>(),
             body(),
             body(),
             prop_oneof![Just(0u8), 1u8..40],
@@ -65,7 +66,7 @@ fn setup() -> impl Strategy<Value = Setup> {
             |(
                 (tls, credentials, allow_insecure_auth, pipelining, chunking, lmtp),
                 (small_limits, small_body_buffer, overall_deadline, auto_handshake, port_465),
-                (declare_size, eight_bit, b0, b1, write_size),
+                (declare_size, eight_bit, back_to_back, b0, b1, write_size),
             )| Setup {
                 tls,
                 credentials,
@@ -80,6 +81,7 @@ fn setup() -> impl Strategy<Value = Setup> {
                 port_465,
                 declare_size,
                 eight_bit,
+                back_to_back,
                 bodies: [b0, b1],
                 write_size,
             },

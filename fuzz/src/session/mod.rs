@@ -154,6 +154,8 @@ struct Harness<'s> {
     reports: Vec<TransactionReport>,
     /// (transaction, bytes of its body written so far)
     writer: Option<(usize, usize)>,
+    /// `back_to_back`: the first message's body is finished, the second starts as soon as the client takes it.
+    next_pending: bool,
     handshake_now: bool,
     closing: bool,
     quit_called: bool,
@@ -195,6 +197,7 @@ pub fn run_script(script: &Script) -> Summary {
         txs: Vec::new(),
         reports: Vec::new(),
         writer: None,
+        next_pending: false,
         handshake_now: false,
         closing: false,
         quit_called: false,
@@ -627,6 +630,7 @@ impl Harness<'_> {
                 acted = true;
             }
             acted |= self.write_body();
+            acted |= self.start_back_to_back();
             if std::mem::take(&mut self.handshake_now) && self.handshake_pending.is_some() {
                 self.complete_handshake(true);
                 acted = true;
@@ -834,7 +838,10 @@ impl Harness<'_> {
                 self.check_report(k, &report);
                 self.reports.push(*report);
                 if k == 0 {
-                    self.start_message(1);
+                    if self.txs.len() == 1 {
+                        self.next_pending = false;
+                        self.start_message(1);
+                    }
                 } else {
                     self.quit_called = true;
                     self.client.quit();
@@ -899,8 +906,34 @@ impl Harness<'_> {
         }
         if self.client.finish_body().is_ok() {
             self.model.txs[k].finished_at = Some(self.model.replies.len());
+            self.next_pending = self.setup.back_to_back && k == 0;
         }
         self.writer = None;
+        true
+    }
+
+    /// `back_to_back`: starts the second message behind the first one's end of data once the client takes it
+    /// (it must not before that end is out, with PIPELINING, and without a failure). The first message's bytes are
+    /// written out first, so the model reads its end before the second transaction exists.
+    fn start_back_to_back(&mut self) -> bool {
+        if !self.next_pending || self.txs.len() != 1 || self.closed.is_some() {
+            return false;
+        }
+        self.sync_transcript();
+        while let Some(bytes) = self.client.poll_transmit(self.now) {
+            self.written(&bytes);
+        }
+        self.sync_transcript();
+        if !self.client.accepts_mail() {
+            return false;
+        }
+        let first = &self.model.txs[0];
+        self.check(
+            self.setup.pipelining && first.end.is_some(),
+            "accepts_mail behind a transaction whose end is not out, or without PIPELINING",
+        );
+        self.next_pending = false;
+        self.start_message(1);
         true
     }
 

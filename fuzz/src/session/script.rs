@@ -38,6 +38,9 @@ pub struct Setup {
     pub declare_size: bool,
     /// Declare `BODY=8BITMIME`.
     pub eight_bit: bool,
+    /// Start the second message as soon as the first one's end of data is out, when the client takes it
+    /// (`Client::accepts_mail`: transactions back to back, RFC 2920), instead of after the first verdict.
+    pub back_to_back: bool,
     /// The two message bodies.
     pub bodies: [Vec<u8>; 2],
     /// Bytes per `write_body` call (0: all at once).
@@ -207,6 +210,7 @@ impl Script {
             port_465: g & 1 != 0,
             declare_size: g & 2 != 0,
             eight_bit: g & 4 != 0,
+            back_to_back: g & 8 != 0,
             bodies,
             write_size,
         };
@@ -260,7 +264,10 @@ impl Script {
             | u8::from(s.small_body_buffer) << 5
             | u8::from(s.overall_deadline) << 6
             | u8::from(s.auto_handshake) << 7;
-        let g = u8::from(s.port_465) | u8::from(s.declare_size) << 1 | u8::from(s.eight_bit) << 2;
+        let g = u8::from(s.port_465)
+            | u8::from(s.declare_size) << 1
+            | u8::from(s.eight_bit) << 2
+            | u8::from(s.back_to_back) << 3;
         e.u8(s.tls).u8(s.credentials).u8(f).u8(g);
         e.bytes(MAX_BODY, &s.bodies[0])
             .bytes(MAX_BODY, &s.bodies[1])
@@ -328,7 +335,7 @@ impl Script {
         let mut out = format!(
             "tls={} credentials={} insecure_auth={} pipelining={} chunking={} lmtp={} small_limits={} \
              small_body_buffer={} overall_deadline={} auto_handshake={} port_465={} declare_size={} eight_bit={} \
-             write_size={}\nbody0 {:?}\nbody1 {:?}\n",
+             back_to_back={} write_size={}\nbody0 {:?}\nbody1 {:?}\n",
             s.tls,
             s.credentials,
             s.allow_insecure_auth,
@@ -342,6 +349,7 @@ impl Script {
             s.port_465,
             s.declare_size,
             s.eight_bit,
+            s.back_to_back,
             s.write_size,
             esc(&s.bodies[0]),
             esc(&s.bodies[1]),
