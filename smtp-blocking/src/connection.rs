@@ -338,8 +338,10 @@ impl Session {
         }
     }
 
-    /// `poll_transmit` until `None`, each chunk written fully (or until the core gives up on it).
-    fn flush_out(&mut self) {
+    /// `poll_transmit` until `None`, each chunk written fully (or until the core gives up on it). True when there
+    /// was something to write.
+    fn flush_out(&mut self) -> bool {
+        let mut wrote = false;
         loop {
             if self.out.is_none() {
                 match self.client.poll_transmit(Instant::now()) {
@@ -347,9 +349,10 @@ impl Session {
                     None => break,
                 }
             }
+            wrote = true;
             if !self.write_out() {
                 self.out = None;
-                return;
+                return wrote;
             }
             self.out = None;
         }
@@ -357,6 +360,7 @@ impl Session {
         if matches!(self.stream, Stream::Tls(_)) {
             self.write_with_deadline(|s| s.flush().map(|()| 1));
         }
+        wrote
     }
 
     /// Writes the pending chunk. False when the core closed (deadline passed, connection lost).
@@ -1103,9 +1107,13 @@ impl Connection {
             if flights.is_empty() && next == messages.len() {
                 break;
             }
-            self.session.flush_out();
+            let wrote = self.session.flush_out();
             if self.session.client.is_closed() {
                 // A write failed or a deadline passed: the next turn reads the reports.
+                continue;
+            }
+            if wrote && flights.iter().any(|f| f.open && !f.finished) {
+                // The core's buffer was full and is written now: more body fits before any reply is due.
                 continue;
             }
             if !self.session.wait(None) {

@@ -264,3 +264,42 @@ fn too_many_recipients_are_sent_again_after_the_batch() {
             .any(|r| r.contains("c@example.org"))
     );
 }
+
+#[test]
+fn large_bodies_back_to_back_arrive_whole() {
+    for chunking in [false, true] {
+        let server = start(ServerConfig::new().chunking(chunking));
+        // Bodies larger than the core's send buffer: the next envelope waits for the previous body's back-pressure.
+        // Stage deadlines of 10 s and a 5 s cap on the whole connection: a drive loop that waited for input while it
+        // had body bytes to hand over would sit until a deadline (7.5 s) and fail; the work takes well under 1 s.
+        let mut timeouts = Timeouts::submission().capped(Duration::from_secs(10));
+        timeouts.overall = Some(Duration::from_secs(5));
+        let options = opts(&server).with_timeouts(timeouts);
+        let mut conn = run(Connection::connect(&options)).unwrap();
+        let messages: Vec<(Envelope, Vec<u8>)> = (0..3)
+            .map(|i| {
+                let line = format!("line of message {i} .. padding padding padding padding\r\n");
+                let mut body = format!("Subject: big {i}\r\n\r\n").into_bytes();
+                while body.len() < 300 * 1024 {
+                    body.extend_from_slice(line.as_bytes());
+                    body.extend_from_slice(b".starts with a dot\r\n");
+                }
+                (envelope("a@example.org", &["b@example.org"]), body)
+            })
+            .collect();
+        assert_eq!(
+            send(&mut conn, &messages),
+            vec![Outcome::Accepted; 3],
+            "chunking {chunking}"
+        );
+        run(conn.quit()).unwrap();
+        let stored = server.messages();
+        assert_eq!(stored.len(), 3);
+        for (m, (_, body)) in stored.iter().zip(&messages) {
+            assert_eq!(
+                &m.body, body,
+                "chunking {chunking}: the body arrives unchanged"
+            );
+        }
+    }
+}
