@@ -971,39 +971,71 @@ impl Connection {
         &mut self,
         messages: impl IntoIterator<Item = (&'a Envelope, &'a [u8])>,
     ) -> Vec<Result<SendReport, Error>> {
-        let messages: Vec<(Envelope, &[u8])> = messages
-            .into_iter()
-            .map(|(envelope, body)| (declared(envelope, body), body))
-            .collect();
-        let mut results: Vec<Option<Result<SendReport, Error>>> = std::iter::repeat_with(|| None)
-            .take(messages.len())
-            .collect();
-        let mut next = 0;
-        let mut flights: Vec<Flight> = Vec::new();
-        // Each turn starts a message, reports one, hands over body bytes, writes or reads: bounded by the
+        let mut results = Vec::new();
+        self.send_batch_with(messages, |_, result| results.push(result));
+        results
+    }
+
+    /// [`send_batch`](Self::send_batch) for batches of any size: messages are taken from `messages` only as they can
+    /// go out (at most two are held), and each result is handed to `on_result(index, result)` as soon as it is
+    /// final, in order, instead of being collected; memory stays bounded however many messages there are.
+    pub fn send_batch_with<'a>(
+        &mut self,
+        messages: impl IntoIterator<Item = (&'a Envelope, &'a [u8])>,
+        mut on_result: impl FnMut(usize, Result<SendReport, Error>),
+    ) {
+        let mut source = messages.into_iter();
+        // Taken from the source so far; the one taken but not started yet.
+        let mut taken = 0;
+        let mut waiting: Option<(usize, Envelope, &'a [u8])> = None;
+        let mut flights: Vec<Flight<'a>> = Vec::new();
+        let mut order = InOrder::default();
+        // A message whose report asks for a further transaction (`retry_separately`): no new message starts until
+        // it is sent again, when nothing is in flight.
+        let mut resend: Option<(Flight<'a>, Result<SendReport, Error>)> = None;
+        // Each turn takes or starts a message, reports one, hands over body bytes, writes or reads: bounded by the
         // messages, their bytes and the core's deadlines.
         loop {
             let mut progressed = true;
             while progressed {
                 progressed = false;
+                if flights.is_empty()
+                    && let Some((f, first)) = resend.take()
+                {
+                    let result = self.resend_rest(&f.envelope, f.body, first);
+                    order.done(f.index, result, &mut on_result);
+                    progressed = true;
+                }
                 // Start what the core takes now (behind the end of the previous message's data).
-                while next < messages.len() && self.session.closed.is_none() {
+                while resend.is_none() && self.session.closed.is_none() {
+                    if waiting.is_none() {
+                        let Some((envelope, body)) = source.next() else {
+                            break;
+                        };
+                        waiting = Some((taken, declared(envelope, body), body));
+                        taken += 1;
+                    }
+                    let Some((index, envelope, body)) = waiting.take() else {
+                        break;
+                    };
                     if flights.is_empty()
                         && let Err(e) = self.prepare()
                     {
-                        results[next] = Some(Err(e));
-                        next += 1;
+                        order.done(index, Err(e), &mut on_result);
                         progressed = true;
                         continue;
                     }
                     let client = &mut self.session.client;
                     if !client.accepts_mail() {
+                        waiting = Some((index, envelope, body));
                         break;
                     }
-                    match client.send_mail(messages[next].0.clone()) {
+                    match client.send_mail(envelope.clone()) {
                         Ok(id) => flights.push(Flight {
-                            index: next,
+                            index,
                             id,
+                            envelope,
+                            body,
                             offset: 0,
                             open: false,
                             finished: false,
@@ -1017,16 +1049,17 @@ impl Connection {
                             );
                             self.session.client.quit();
                             self.settle_quit();
-                            if let Err(e) = self.reconnect() {
-                                results[next] = Some(Err(e));
-                            } else {
-                                continue;
+                            match self.reconnect() {
+                                Ok(()) => waiting = Some((index, envelope, body)),
+                                Err(e) => order.done(index, Err(e), &mut on_result),
                             }
                         }
-                        Err(UsageError::MailMaxReached { .. }) if !flights.is_empty() => break,
-                        Err(e) => results[next] = Some(Err(usage(e, Stage::Mail))),
+                        Err(UsageError::MailMaxReached { .. }) if !flights.is_empty() => {
+                            waiting = Some((index, envelope, body));
+                            break;
+                        }
+                        Err(e) => order.done(index, Err(usage(e, Stage::Mail)), &mut on_result),
                     }
-                    next += 1;
                     progressed = true;
                 }
                 // Events, without writing yet: a CHUNKING body may join the commands in the same write.
@@ -1046,21 +1079,28 @@ impl Connection {
                             let f = flights.remove(at);
                             let session_error =
                                 matches!(s.closed, Some(Some(_))).then(|| s.closed_error());
-                            results[f.index] = Some(SendReport::from_transaction(
+                            let result = SendReport::from_transaction(
                                 *r,
                                 s.tls_used(),
                                 f.offset as u64,
                                 session_error,
-                            ));
+                            );
+                            if result
+                                .as_ref()
+                                .is_ok_and(|r| r.recipients.iter().any(|r| r.retry_separately))
+                            {
+                                resend = Some((f, result));
+                            } else {
+                                order.done(f.index, result, &mut on_result);
+                            }
                         }
                         _ => {}
                     }
                 }
                 // Body bytes for the message whose body is open (the newest one).
                 if let Some(f) = flights.iter_mut().find(|f| f.open && !f.finished) {
-                    let body = messages[f.index].1;
-                    while f.offset < body.len() {
-                        match s.client.write_body(&body[f.offset..]) {
+                    while f.offset < f.body.len() {
+                        match s.client.write_body(&f.body[f.offset..]) {
                             Ok(0) => break,
                             Ok(n) => {
                                 f.offset += n;
@@ -1073,7 +1113,7 @@ impl Connection {
                             }
                         }
                     }
-                    if f.offset == body.len() && !f.finished {
+                    if f.offset == f.body.len() && !f.finished {
                         let _ = s.client.finish_body();
                         f.finished = true;
                         progressed = true;
@@ -1084,27 +1124,40 @@ impl Connection {
                 // The core reported every transaction in progress when it closed.
                 let error = self.session.closed_error();
                 for f in flights.drain(..) {
-                    results[f.index] = Some(Err(error.clone()));
+                    order.done(f.index, Err(error.clone()), &mut on_result);
                 }
-                if next == messages.len() {
+                if resend.is_some() {
+                    // Sent again on a new connection (`resend_rest` reconnects when allowed).
+                    continue;
+                }
+                if waiting.is_none()
+                    && let Some((envelope, body)) = source.next()
+                {
+                    waiting = Some((taken, declared(envelope, body), body));
+                    taken += 1;
+                }
+                let Some((index, envelope, body)) = waiting.take() else {
                     break;
-                }
+                };
                 if !self.shared.options.reconnect {
-                    for r in &mut results[next..] {
-                        *r = Some(Err(error.clone()));
+                    order.done(index, Err(error.clone()), &mut on_result);
+                    for _ in source.by_ref() {
+                        order.done(taken, Err(error.clone()), &mut on_result);
+                        taken += 1;
                     }
                     break;
                 }
                 self.session
                     .transcript
                     .note("the connection is closed: reconnecting for the rest of the batch");
-                if let Err(e) = self.reconnect() {
-                    results[next] = Some(Err(e));
-                    next += 1;
+                match self.reconnect() {
+                    Ok(()) => waiting = Some((index, envelope, body)),
+                    Err(e) => order.done(index, Err(e), &mut on_result),
                 }
                 continue;
             }
-            if flights.is_empty() && next == messages.len() {
+            if flights.is_empty() && waiting.is_none() && resend.is_none() {
+                // The source is exhausted (the start loop above pulls while nothing waits).
                 break;
             }
             let wrote = self.session.flush_out();
@@ -1121,19 +1174,22 @@ impl Connection {
                 // batch rather than spin.
                 let error = Error::new(ErrorKind::UnexpectedReply, Stage::Mail);
                 for f in flights.drain(..) {
-                    results[f.index] = Some(Err(error.clone()));
+                    order.done(f.index, Err(error.clone()), &mut on_result);
+                }
+                if let Some((f, first)) = resend.take() {
+                    order.done(f.index, first, &mut on_result);
+                }
+                if let Some((index, ..)) = waiting.take() {
+                    order.done(index, Err(error.clone()), &mut on_result);
+                }
+                for _ in source.by_ref() {
+                    order.done(taken, Err(error.clone()), &mut on_result);
+                    taken += 1;
                 }
                 break;
             }
         }
         self.last_used = Instant::now();
-        let mut out = Vec::with_capacity(messages.len());
-        for ((envelope, body), result) in messages.iter().zip(results) {
-            let result =
-                result.unwrap_or_else(|| Err(Error::new(ErrorKind::ConnectionClosed, Stage::Mail)));
-            out.push(self.resend_rest(envelope, body, result));
-        }
-        out
     }
 
     /// Sends a message again to the recipients the server asked to get it separately in `first` (as
@@ -1365,17 +1421,42 @@ impl Connection {
     }
 }
 
-/// A message of [`Connection::send_batch`] in progress.
-struct Flight {
+/// A message of [`Connection::send_batch_with`] in progress.
+struct Flight<'a> {
     /// Its place in the batch.
     index: usize,
     id: TransactionId,
+    envelope: Envelope,
+    body: &'a [u8],
     /// Body bytes handed to the core.
     offset: usize,
     /// `ReadyForBody` seen.
     open: bool,
     /// The end of the body handed over (or the transaction failed before).
     finished: bool,
+}
+
+/// Hands results over in the order of the batch: a result that is final before an earlier one (the message queued
+/// behind one that is being sent again) waits here.
+#[derive(Default)]
+struct InOrder {
+    next: usize,
+    early: std::collections::BTreeMap<usize, Result<SendReport, Error>>,
+}
+
+impl InOrder {
+    fn done(
+        &mut self,
+        index: usize,
+        result: Result<SendReport, Error>,
+        on_result: &mut impl FnMut(usize, Result<SendReport, Error>),
+    ) {
+        self.early.insert(index, result);
+        while let Some(result) = self.early.remove(&self.next) {
+            on_result(self.next, result);
+            self.next += 1;
+        }
+    }
 }
 
 /// The envelope of a message in memory with what it declares: its size (RFC 1870) and, unless the caller said,

@@ -249,6 +249,12 @@ fn too_many_recipients_are_sent_again_after_the_batch() {
     let first = results[0].as_ref().unwrap();
     assert_eq!(first.outcome, Outcome::Accepted, "{first:?}");
     assert!(first.recipients.iter().all(|r| r.accepted));
+    assert_eq!(
+        first.recipients.len(),
+        2,
+        "the first message's report, merged, first"
+    );
+    assert_eq!(results[1].as_ref().unwrap().recipients.len(), 1);
     assert_eq!(results[1].as_ref().unwrap().outcome, Outcome::Accepted);
     conn.quit().unwrap();
     let delivered: Vec<Vec<String>> = server
@@ -301,5 +307,39 @@ fn large_bodies_back_to_back_arrive_whole() {
                 "chunking {chunking}: the body arrives unchanged"
             );
         }
+    }
+}
+
+#[test]
+fn with_a_callback_results_come_in_order_and_messages_are_taken_as_they_go() {
+    for chunking in [false, true] {
+        let server = start(ServerConfig::new().chunking(chunking));
+        let mut conn = Connection::connect(&opts(&server)).unwrap();
+        let messages = batch(20, |_| "b@example.org");
+        let taken = std::cell::Cell::new(0);
+        let mut seen = Vec::new();
+        conn.send_batch_with(
+            messages.iter().map(|(e, b)| {
+                taken.set(taken.get() + 1);
+                (e, b.as_slice())
+            }),
+            |index, result| {
+                // The batch is never read ahead: when message `index` is reported, the two behind it may be in
+                // flight already and one more taken, waiting for its turn.
+                assert!(
+                    taken.get() <= index + 4,
+                    "message {index} reported with {} taken",
+                    taken.get()
+                );
+                seen.push((index, result.expect("a report").outcome));
+            },
+        );
+        assert_eq!(
+            seen,
+            (0..20).map(|i| (i, Outcome::Accepted)).collect::<Vec<_>>(),
+            "chunking {chunking}"
+        );
+        conn.quit().unwrap();
+        assert_eq!(server.messages().len(), 20);
     }
 }

@@ -71,17 +71,51 @@ struct Body<'a, R: ?Sized> {
     progress: Option<&'a mut (dyn FnMut(u64) + Send)>,
 }
 
-/// A message of [`Connection::send_batch`] in progress.
-struct Flight {
+/// A message of [`Connection::send_batch_with`] in progress.
+struct Flight<'a> {
     /// Its place in the batch.
     index: usize,
     id: TransactionId,
+    envelope: Envelope,
+    body: &'a [u8],
     /// Body bytes handed to the core.
     offset: usize,
     /// `ReadyForBody` seen.
     open: bool,
     /// The end of the body handed over (or the transaction failed before).
     finished: bool,
+}
+
+/// Hands results over in the order of the batch: a result that is final before an earlier one (the message queued
+/// behind one that is being sent again) waits here.
+#[derive(Default)]
+struct InOrder {
+    next: usize,
+    early: std::collections::BTreeMap<usize, Result<SendReport, Error>>,
+}
+
+impl InOrder {
+    fn done(
+        &mut self,
+        index: usize,
+        result: Result<SendReport, Error>,
+        on_result: &mut impl FnMut(usize, Result<SendReport, Error>),
+    ) {
+        self.early.insert(index, result);
+        while let Some(result) = self.early.remove(&self.next) {
+            on_result(self.next, result);
+            self.next += 1;
+        }
+    }
+}
+
+/// The envelope of a message in memory with its size declared (RFC 1870), as [`Connection::send_bytes`] does.
+fn declared(envelope: &Envelope, body: &[u8]) -> Envelope {
+    let mut envelope = envelope.clone();
+    if envelope.size.is_none() {
+        envelope = envelope.with_size(body.len() as u64);
+    }
+    envelope
 }
 
 /// The result of one send attempt, with what a pool needs to decide on a retry.
@@ -355,40 +389,80 @@ impl Connection {
         &mut self,
         messages: impl IntoIterator<Item = (&'a Envelope, &'a [u8])>,
     ) -> Vec<Result<SendReport, Error>> {
-        let messages: Vec<(Envelope, &[u8])> = messages
-            .into_iter()
-            .map(|(envelope, body)| {
-                let mut envelope = envelope.clone();
-                if envelope.size.is_none() {
-                    envelope = envelope.with_size(body.len() as u64);
-                }
-                (envelope, body)
-            })
-            .collect();
+        let mut results = Vec::new();
+        self.send_batch_with(messages, |_, result| results.push(result))
+            .await;
+        results
+    }
+
+    /// [`send_batch`](Self::send_batch) for batches of any size: messages are taken from `messages` only as they can
+    /// go out (at most two are held), and each result is handed to `on_result(index, result)` as soon as it is
+    /// final, in order, instead of being collected; memory stays bounded however many messages there are.
+    pub async fn send_batch_with<'a>(
+        &mut self,
+        messages: impl IntoIterator<Item = (&'a Envelope, &'a [u8])>,
+        mut on_result: impl FnMut(usize, Result<SendReport, Error>),
+    ) {
+        let mut source = messages.into_iter();
+        // Taken from the source so far; the one taken but not started yet.
+        let mut taken = 0;
+        let mut waiting: Option<(usize, Envelope, &'a [u8])> = None;
+        let mut order = InOrder::default();
         if let Err(e) = self.check_before_send().await {
-            return messages.iter().map(|_| Err(e.clone())).collect();
+            for _ in source {
+                order.done(taken, Err(e.clone()), &mut on_result);
+                taken += 1;
+            }
+            return;
         }
-        let mut results: Vec<Option<Result<SendReport, Error>>> = std::iter::repeat_with(|| None)
-            .take(messages.len())
-            .collect();
-        let mut next = 0;
-        let mut flights: Vec<Flight> = Vec::new();
-        // Each turn starts a message, reports one, hands over body bytes, or writes/reads: bounded by the messages,
-        // their bytes and the core's deadlines.
+        let mut flights: Vec<Flight<'a>> = Vec::new();
+        // A message whose report asks for a further transaction (`retry_separately`): no new message starts until
+        // it is sent again, when nothing is in flight.
+        let mut resend: Option<(Flight<'a>, Result<SendReport, Error>)> = None;
+        // Each turn takes or starts a message, reports one, hands over body bytes, or writes/reads: bounded by the
+        // messages, their bytes and the core's deadlines.
         loop {
             self.transmit();
             let mut again = false;
+            if flights.is_empty()
+                && self.client.is_idle()
+                && self.io.is_drained()
+                && let Some((f, first)) = resend.take()
+            {
+                let result = self.resend_rest(&f.envelope, f.body, first).await;
+                order.done(f.index, result, &mut on_result);
+                again = true;
+            }
             // 1. Start what the core takes now (behind the end of the previous message's data).
-            while next < messages.len() && self.closed.is_none() && self.client.accepts_mail() {
-                match self.client.send_mail(messages[next].0.clone()) {
+            while resend.is_none() && self.closed.is_none() {
+                if waiting.is_none() {
+                    let Some((envelope, body)) = source.next() else {
+                        break;
+                    };
+                    waiting = Some((taken, declared(envelope, body), body));
+                    taken += 1;
+                }
+                let Some((index, envelope, body)) = waiting.take() else {
+                    break;
+                };
+                if !self.client.accepts_mail() {
+                    waiting = Some((index, envelope, body));
+                    break;
+                }
+                match self.client.send_mail(envelope.clone()) {
                     Ok(id) => flights.push(Flight {
-                        index: next,
+                        index,
                         id,
+                        envelope,
+                        body,
                         offset: 0,
                         open: false,
                         finished: false,
                     }),
-                    Err(UsageError::MailMaxReached { .. }) if !flights.is_empty() => break,
+                    Err(UsageError::MailMaxReached { .. }) if !flights.is_empty() => {
+                        waiting = Some((index, envelope, body));
+                        break;
+                    }
                     Err(UsageError::MailMaxReached { limit })
                         if self.settings.options.reconnect && !self.pooled =>
                     {
@@ -396,15 +470,16 @@ impl Connection {
                             "the server allows {limit} messages per connection (LIMITS MAILMAX): reconnecting"
                         ));
                         match self.renew().await {
-                            Ok(()) => continue,
-                            Err(e) => results[next] = Some(Err(e)),
+                            Ok(()) => waiting = Some((index, envelope, body)),
+                            Err(e) => order.done(index, Err(e), &mut on_result),
                         }
                     }
-                    Err(u) => {
-                        results[next] = Some(Err(Error::new(ErrorKind::Message(u), Stage::Mail)))
-                    }
+                    Err(u) => order.done(
+                        index,
+                        Err(Error::new(ErrorKind::Message(u), Stage::Mail)),
+                        &mut on_result,
+                    ),
                 }
-                next += 1;
                 again = true;
             }
             // 2. Every event.
@@ -427,12 +502,16 @@ impl Connection {
                         let f = flights.remove(at);
                         self.messages += 1;
                         // The core's report carries the session error when the message was interrupted.
-                        results[f.index] = Some(SendReport::from_transaction(
-                            *report,
-                            self.tls,
-                            f.offset as u64,
-                            None,
-                        ));
+                        let result =
+                            SendReport::from_transaction(*report, self.tls, f.offset as u64, None);
+                        if result
+                            .as_ref()
+                            .is_ok_and(|r| r.recipients.iter().any(|r| r.retry_separately))
+                        {
+                            resend = Some((f, result));
+                        } else {
+                            order.done(f.index, result, &mut on_result);
+                        }
                     }
                     Event::Closed { error } => self.note_closed(error),
                     _ => {}
@@ -443,9 +522,8 @@ impl Connection {
             if self.io.queued() < crate::io::COALESCE
                 && let Some(f) = flights.iter_mut().find(|f| f.open && !f.finished)
             {
-                let body = messages[f.index].1;
-                while f.offset < body.len() {
-                    match self.client.write_body(&body[f.offset..]) {
+                while f.offset < f.body.len() {
+                    match self.client.write_body(&f.body[f.offset..]) {
                         Ok(0) => break,
                         Ok(n) => {
                             f.offset += n;
@@ -458,7 +536,7 @@ impl Connection {
                         }
                     }
                 }
-                if f.offset == body.len() && !f.finished {
+                if f.offset == f.body.len() && !f.finished {
                     let _ = self.client.finish_body();
                     f.finished = true;
                     again = true;
@@ -471,36 +549,55 @@ impl Connection {
                 // The core reported every transaction in progress when it closed.
                 let error = self.session_error();
                 for f in flights.drain(..) {
-                    results[f.index] = Some(Err(error.clone()));
+                    order.done(f.index, Err(error.clone()), &mut on_result);
                 }
-                if next == messages.len() {
+                let reopen = self.settings.options.reconnect && !self.pooled;
+                if let Some((f, first)) = resend.take() {
+                    // Sent again on a new connection when allowed (`resend_rest` goes through
+                    // `check_before_send`), otherwise the first report stands with the error recorded.
+                    let result = self.resend_rest(&f.envelope, f.body, first).await;
+                    order.done(f.index, result, &mut on_result);
+                    continue;
+                }
+                if waiting.is_none()
+                    && let Some((envelope, body)) = source.next()
+                {
+                    waiting = Some((taken, declared(envelope, body), body));
+                    taken += 1;
+                }
+                let Some((index, envelope, body)) = waiting.take() else {
                     break;
-                }
-                if !self.settings.options.reconnect || self.pooled {
-                    for r in &mut results[next..] {
-                        *r = Some(Err(error.clone()));
+                };
+                if !reopen {
+                    order.done(index, Err(error.clone()), &mut on_result);
+                    for _ in source.by_ref() {
+                        order.done(taken, Err(error.clone()), &mut on_result);
+                        taken += 1;
                     }
                     break;
                 }
                 self.transcript
                     .note("the connection is closed: reconnecting for the rest of the batch");
-                if let Err(e) = self.reconnect().await {
-                    results[next] = Some(Err(e));
-                    next += 1;
+                match self.reconnect().await {
+                    Ok(()) => waiting = Some((index, envelope, body)),
+                    Err(e) => order.done(index, Err(e), &mut on_result),
                 }
                 continue;
             }
             if flights.is_empty()
-                && next == messages.len()
+                && waiting.is_none()
+                && resend.is_none()
                 && self.client.is_idle()
                 && self.io.is_drained()
             {
+                // The source is exhausted (the start loop above pulls while nothing waits).
                 break;
             }
             // 4. Wait for bytes, for the write queue to drain (when a body waits for room), or for the deadline.
             let deadline = self.client.poll_timeout();
-            let body_waiting = flights.iter().any(|f| f.open && !f.finished);
-            let turn = self.io.turn(deadline, body_waiting).await;
+            // Until written: a body waiting for room, or a message to send again once the connection is idle.
+            let until_written = resend.is_some() || flights.iter().any(|f| f.open && !f.finished);
+            let turn = self.io.turn(deadline, until_written).await;
             let now = Instant::now();
             match turn {
                 Ok(Turn::Read(n)) => self.client.receive(now, self.io.received(n)),
@@ -515,13 +612,6 @@ impl Connection {
         }
         self.finish_op();
         self.last_used = Instant::now();
-        let mut out = Vec::with_capacity(messages.len());
-        for ((envelope, body), result) in messages.iter().zip(results) {
-            let result =
-                result.unwrap_or_else(|| Err(Error::new(ErrorKind::ConnectionClosed, Stage::Mail)));
-            out.push(self.resend_rest(envelope, body, result).await);
-        }
-        out
     }
 
     pub(crate) async fn attempt<'a, R: AsyncRead + Unpin + ?Sized>(
