@@ -6,8 +6,8 @@
 //! smtp-load --client ours-blocking|ours-smol|lettre-blocking|lettre-tokio
 //!           --server 127.0.0.1:2600 [--messages N] [--size BYTES] [--connections C] [--new-connection]
 //!           [--stream]   # generate the body on the fly (never held in memory); ours only
-//!           [--batch]    # ours on reused connections: `send_batch` (the next envelope pipelined behind the
-//!                        # previous end of data) instead of one `send_bytes` per message
+//!           [--batch]    # ours on reused connections: `send_batch_with` (the next envelope pipelined behind
+//!                        # the previous end of data) instead of one `send_bytes` per message
 //! smtp-load --rtt 127.0.0.1:2526 [--samples N]   # median NOOP round trip on one connection, in ms
 //! ```
 //!
@@ -37,7 +37,7 @@ struct Args {
     /// With `--new-connection`: QUIT after the message's verdict instead of pipelined behind its end.
     separate_quit: bool,
     stream: bool,
-    /// On reused connections: all of a connection's messages through one `send_batch` call.
+    /// On reused connections: all of a connection's messages through one `send_batch_with` call.
     batch: bool,
     rtt: bool,
     samples: usize,
@@ -190,8 +190,17 @@ fn ours_blocking(args: &Args, count: usize, body: &[u8]) -> Result<(), String> {
     let envelope = ours_envelope();
     if args.batch {
         let mut c = smtp_blocking::Connection::connect(&options).map_err(|e| e.to_string())?;
-        for result in c.send_batch((0..count).map(|_| (&envelope, body))) {
-            check_ours(&result.map_err(|e| e.to_string())?)?;
+        let mut first_error = None;
+        c.send_batch_with((0..count).map(|_| (&envelope, body)), |_, result| {
+            if let Err(e) = result
+                .map_err(|e| e.to_string())
+                .and_then(|r| check_ours(&r))
+            {
+                first_error.get_or_insert(e);
+            }
+        });
+        if let Some(e) = first_error {
+            return Err(e);
         }
         return c.quit().map_err(|e| e.to_string());
     }
@@ -277,8 +286,18 @@ async fn ours_smol_one(args: &Args, count: usize, body: &[u8]) -> Result<(), Str
         let mut c = smtp_smol::Connection::connect(&options)
             .await
             .map_err(|e| e.to_string())?;
-        for result in c.send_batch((0..count).map(|_| (&envelope, body))).await {
-            check_ours(&result.map_err(|e| e.to_string())?)?;
+        let mut first_error = None;
+        c.send_batch_with((0..count).map(|_| (&envelope, body)), |_, result| {
+            if let Err(e) = result
+                .map_err(|e| e.to_string())
+                .and_then(|r| check_ours(&r))
+            {
+                first_error.get_or_insert(e);
+            }
+        })
+        .await;
+        if let Some(e) = first_error {
+            return Err(e);
         }
         return c.quit().await.map_err(|e| e.to_string());
     }
