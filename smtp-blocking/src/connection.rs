@@ -19,10 +19,10 @@ use bytes::Bytes;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use smtp_proto::{
-    Capabilities, Client, Envelope, Event, PeerSpeaks, Reply, Stage, TlsPolicy, TransactionId,
-    UsageError,
+    Capabilities, Client, Envelope, Event, PeerSpeaks, Reply, Stage, TlsPolicy, UsageError,
 };
 
+use crate::batch::{Flight, InOrder, asks_for_resend, feeding};
 use crate::error::{Error, ErrorKind};
 use crate::options::{ConnectOptions, TlsMode};
 use crate::report::{SendReport, TlsUsed};
@@ -1031,15 +1031,7 @@ impl Connection {
                         break;
                     }
                     match client.send_mail(envelope.clone()) {
-                        Ok(id) => flights.push(Flight {
-                            index,
-                            id,
-                            envelope,
-                            body,
-                            offset: 0,
-                            open: false,
-                            finished: false,
-                        }),
+                        Ok(id) => flights.push(Flight::new(index, id, envelope, body)),
                         Err(UsageError::MailMaxReached { .. })
                             if flights.is_empty() && self.shared.options.reconnect =>
                         {
@@ -1085,10 +1077,7 @@ impl Connection {
                                 f.offset as u64,
                                 session_error,
                             );
-                            if result
-                                .as_ref()
-                                .is_ok_and(|r| r.recipients.iter().any(|r| r.retry_separately))
-                            {
+                            if asks_for_resend(&result) {
                                 resend = Some((f, result));
                             } else {
                                 order.done(f.index, result, &mut on_result);
@@ -1098,26 +1087,8 @@ impl Connection {
                     }
                 }
                 // Body bytes for the message whose body is open (the newest one).
-                if let Some(f) = flights.iter_mut().find(|f| f.open && !f.finished) {
-                    while f.offset < f.body.len() {
-                        match s.client.write_body(&f.body[f.offset..]) {
-                            Ok(0) => break,
-                            Ok(n) => {
-                                f.offset += n;
-                                progressed = true;
-                            }
-                            Err(_) => {
-                                // The transaction failed meanwhile: its report is on the way.
-                                f.finished = true;
-                                break;
-                            }
-                        }
-                    }
-                    if f.offset == f.body.len() && !f.finished {
-                        let _ = s.client.finish_body();
-                        f.finished = true;
-                        progressed = true;
-                    }
+                if let Some(f) = feeding(&mut flights) {
+                    progressed |= f.feed(&mut s.client);
                 }
             }
             if self.session.closed.is_some() {
@@ -1165,7 +1136,7 @@ impl Connection {
                 // A write failed or a deadline passed: the next turn reads the reports.
                 continue;
             }
-            if wrote && flights.iter().any(|f| f.open && !f.finished) {
+            if wrote && feeding(&mut flights).is_some() {
                 // The core's buffer was full and is written now: more body fits before any reply is due.
                 continue;
             }
@@ -1200,10 +1171,7 @@ impl Connection {
         body: &[u8],
         first: Result<SendReport, Error>,
     ) -> Result<SendReport, Error> {
-        if !first
-            .as_ref()
-            .is_ok_and(|r| r.recipients.iter().any(|r| r.retry_separately))
-        {
+        if !asks_for_resend(&first) {
             return first;
         }
         let mut plan = crate::resend::ResendPlan::new(envelope);
@@ -1417,44 +1385,6 @@ impl Connection {
                 s.stream.close();
                 return Ok(());
             }
-        }
-    }
-}
-
-/// A message of [`Connection::send_batch_with`] in progress.
-struct Flight<'a> {
-    /// Its place in the batch.
-    index: usize,
-    id: TransactionId,
-    envelope: Envelope,
-    body: &'a [u8],
-    /// Body bytes handed to the core.
-    offset: usize,
-    /// `ReadyForBody` seen.
-    open: bool,
-    /// The end of the body handed over (or the transaction failed before).
-    finished: bool,
-}
-
-/// Hands results over in the order of the batch: a result that is final before an earlier one (the message queued
-/// behind one that is being sent again) waits here.
-#[derive(Default)]
-struct InOrder {
-    next: usize,
-    early: std::collections::BTreeMap<usize, Result<SendReport, Error>>,
-}
-
-impl InOrder {
-    fn done(
-        &mut self,
-        index: usize,
-        result: Result<SendReport, Error>,
-        on_result: &mut impl FnMut(usize, Result<SendReport, Error>),
-    ) {
-        self.early.insert(index, result);
-        while let Some(result) = self.early.remove(&self.next) {
-            on_result(self.next, result);
-            self.next += 1;
         }
     }
 }

@@ -49,6 +49,7 @@
 //! "Partial" (some recipients accepted) exits 69 or 75 as above, never 0; "unknown" (the end of the message was
 //! sent and no verdict came) exits 75 — retrying may deliver the message twice.
 
+pub mod batch;
 pub mod connection;
 pub mod error;
 pub mod oauth;

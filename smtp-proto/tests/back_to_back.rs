@@ -13,6 +13,39 @@ fn write_all(s: &mut Session, body: &[u8]) {
     s.client.finish_body().unwrap();
 }
 
+/// DATA: a first message to `b@example.net` through its `354` and `body` (the dot not handed out yet), then a
+/// second one to `c@example.net` started behind it. Returns both ids.
+fn data_first_then_second(s: &mut Session, body: &[u8]) -> (TransactionId, TransactionId) {
+    let first = s
+        .client
+        .send_mail(envelope("a@example.org", &["b@example.net"]))
+        .unwrap();
+    s.drain();
+    s.server(b"250 ok\r\n250 ok\r\n354 go\r\n");
+    write_all(s, body);
+    let second = s
+        .client
+        .send_mail(envelope("a@example.org", &["c@example.net"]))
+        .unwrap();
+    (first, second)
+}
+
+/// CHUNKING: a first message to `to` with body `one\r\n`, then a second one to `c@example.net` with body
+/// `two\r\n` behind it, nothing handed out yet. Returns both ids.
+fn chunking_two(s: &mut Session, to: &str) -> (TransactionId, TransactionId) {
+    let first = s
+        .client
+        .send_mail(envelope("a@example.org", &[to]))
+        .unwrap();
+    write_all(s, b"one\r\n");
+    let second = s
+        .client
+        .send_mail(envelope("a@example.org", &["c@example.net"]))
+        .unwrap();
+    write_all(s, b"two\r\n");
+    (first, second)
+}
+
 /// The reports so far, in order, as (id, outcome).
 fn outcomes(s: &Session) -> Vec<(TransactionId, Outcome)> {
     s.events
@@ -108,17 +141,7 @@ fn data_next_envelope_goes_out_with_the_final_dot() {
 #[test]
 fn a_refused_message_does_not_disturb_the_next_one() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
-    let first = s
-        .client
-        .send_mail(envelope("a@example.org", &["b@example.net"]))
-        .unwrap();
-    s.drain();
-    s.server(b"250 ok\r\n250 ok\r\n354 go\r\n");
-    write_all(&mut s, b"spam\r\n");
-    let second = s
-        .client
-        .send_mail(envelope("a@example.org", &["c@example.net"]))
-        .unwrap();
+    let (first, second) = data_first_then_second(&mut s, b"spam\r\n");
     s.drain();
     s.sent();
     s.server(b"554 5.7.1 rejected as spam\r\n250 ok\r\n250 ok\r\n354 go\r\n");
@@ -140,16 +163,7 @@ fn a_refused_message_does_not_disturb_the_next_one() {
 #[test]
 fn chunking_messages_stream_without_waiting_and_rset_separates_them() {
     let mut s = Session::ready(plain(), EHLO_CHUNKING);
-    let first = s
-        .client
-        .send_mail(envelope("a@example.org", &["b@example.net"]))
-        .unwrap();
-    write_all(&mut s, b"one\r\n");
-    let second = s
-        .client
-        .send_mail(envelope("a@example.org", &["c@example.net"]))
-        .unwrap();
-    write_all(&mut s, b"two\r\n");
+    let (first, second) = chunking_two(&mut s, "b@example.net");
     assert!(!s.client.accepts_mail(), "at most two in progress");
     let writes = s.writes.len();
     s.drain();
@@ -191,16 +205,7 @@ fn chunking_messages_stream_without_waiting_and_rset_separates_them() {
 #[test]
 fn chunking_refused_envelope_then_a_good_one() {
     let mut s = Session::ready(plain(), EHLO_CHUNKING);
-    let first = s
-        .client
-        .send_mail(envelope("a@example.org", &["nobody@example.net"]))
-        .unwrap();
-    write_all(&mut s, b"one\r\n");
-    let second = s
-        .client
-        .send_mail(envelope("a@example.org", &["c@example.net"]))
-        .unwrap();
-    write_all(&mut s, b"two\r\n");
+    let (first, second) = chunking_two(&mut s, "nobody@example.net");
     s.drain();
     s.sent();
     // The server keeps the first MAIL after the refused BDAT; the RSET clears it before the second MAIL.
@@ -223,17 +228,7 @@ fn chunking_refused_envelope_then_a_good_one() {
 fn connection_lost_with_two_in_progress() {
     // DATA: the first is Unknown (its dot is out), the second NotSent (its body was never taken).
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
-    let first = s
-        .client
-        .send_mail(envelope("a@example.org", &["b@example.net"]))
-        .unwrap();
-    s.drain();
-    s.server(b"250 ok\r\n250 ok\r\n354 go\r\n");
-    write_all(&mut s, b"one\r\n");
-    let second = s
-        .client
-        .send_mail(envelope("a@example.org", &["c@example.net"]))
-        .unwrap();
+    let (first, second) = data_first_then_second(&mut s, b"one\r\n");
     s.drain();
     s.eof();
     assert_eq!(
@@ -246,16 +241,7 @@ fn connection_lost_with_two_in_progress() {
 
     // CHUNKING: both ends are out, so both are Unknown, never sent.
     let mut s = Session::ready(plain(), EHLO_CHUNKING);
-    let first = s
-        .client
-        .send_mail(envelope("a@example.org", &["b@example.net"]))
-        .unwrap();
-    write_all(&mut s, b"one\r\n");
-    let second = s
-        .client
-        .send_mail(envelope("a@example.org", &["c@example.net"]))
-        .unwrap();
-    write_all(&mut s, b"two\r\n");
+    let (first, second) = chunking_two(&mut s, "b@example.net");
     s.drain();
     s.server(b"250 ok\r\n250 ok\r\n");
     s.eof();
@@ -268,17 +254,7 @@ fn connection_lost_with_two_in_progress() {
 #[test]
 fn a_421_verdict_reports_both() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
-    let first = s
-        .client
-        .send_mail(envelope("a@example.org", &["b@example.net"]))
-        .unwrap();
-    s.drain();
-    s.server(b"250 ok\r\n250 ok\r\n354 go\r\n");
-    write_all(&mut s, b"one\r\n");
-    let second = s
-        .client
-        .send_mail(envelope("a@example.org", &["c@example.net"]))
-        .unwrap();
+    let (first, second) = data_first_then_second(&mut s, b"one\r\n");
     s.drain();
     s.server(b"421 4.3.2 shutting down\r\n");
     assert_eq!(
@@ -292,15 +268,7 @@ fn a_421_verdict_reports_both() {
 #[test]
 fn a_verdict_before_the_dot_was_handed_out_is_refused() {
     let mut s = Session::ready(plain(), EHLO_PIPELINING);
-    s.client
-        .send_mail(envelope("a@example.org", &["b@example.net"]))
-        .unwrap();
-    s.drain();
-    s.server(b"250 ok\r\n250 ok\r\n354 go\r\n");
-    write_all(&mut s, b"one\r\n");
-    s.client
-        .send_mail(envelope("a@example.org", &["c@example.net"]))
-        .unwrap();
+    data_first_then_second(&mut s, b"one\r\n");
     // Nothing handed out yet: a reply now cannot answer the dot.
     s.client.receive(s.now, b"250 ok\r\n");
     s.drain();

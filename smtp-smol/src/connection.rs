@@ -14,11 +14,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures_lite::io::AsyncRead;
+use smtp_blocking::batch::{Flight, InOrder, asks_for_resend, feeding};
 use smtp_blocking::{ConnectOptions, Error, ErrorKind, Peer, SendReport, TlsMode, TlsUsed};
 use smtp_proto::diagnose::{self, PeerSpeaks};
 use smtp_proto::{
-    Capabilities, Client, Envelope, Event, Outcome, Reply, Stage, TlsPolicy, TransactionId,
-    TransactionReport, UsageError,
+    Capabilities, Client, Envelope, Event, Outcome, Reply, Stage, TlsPolicy, TransactionReport,
+    UsageError,
 };
 
 use crate::io::{Io, Turn};
@@ -69,44 +70,6 @@ struct Body<'a, R: ?Sized> {
     /// Bytes read from the source so far.
     read: u64,
     progress: Option<&'a mut (dyn FnMut(u64) + Send)>,
-}
-
-/// A message of [`Connection::send_batch_with`] in progress.
-struct Flight<'a> {
-    /// Its place in the batch.
-    index: usize,
-    id: TransactionId,
-    envelope: Envelope,
-    body: &'a [u8],
-    /// Body bytes handed to the core.
-    offset: usize,
-    /// `ReadyForBody` seen.
-    open: bool,
-    /// The end of the body handed over (or the transaction failed before).
-    finished: bool,
-}
-
-/// Hands results over in the order of the batch: a result that is final before an earlier one (the message queued
-/// behind one that is being sent again) waits here.
-#[derive(Default)]
-struct InOrder {
-    next: usize,
-    early: std::collections::BTreeMap<usize, Result<SendReport, Error>>,
-}
-
-impl InOrder {
-    fn done(
-        &mut self,
-        index: usize,
-        result: Result<SendReport, Error>,
-        on_result: &mut impl FnMut(usize, Result<SendReport, Error>),
-    ) {
-        self.early.insert(index, result);
-        while let Some(result) = self.early.remove(&self.next) {
-            on_result(self.next, result);
-            self.next += 1;
-        }
-    }
 }
 
 /// The envelope of a message in memory with its size declared (RFC 1870), as [`Connection::send_bytes`] does.
@@ -450,15 +413,7 @@ impl Connection {
                     break;
                 }
                 match self.client.send_mail(envelope.clone()) {
-                    Ok(id) => flights.push(Flight {
-                        index,
-                        id,
-                        envelope,
-                        body,
-                        offset: 0,
-                        open: false,
-                        finished: false,
-                    }),
+                    Ok(id) => flights.push(Flight::new(index, id, envelope, body)),
                     Err(UsageError::MailMaxReached { .. }) if !flights.is_empty() => {
                         waiting = Some((index, envelope, body));
                         break;
@@ -504,10 +459,7 @@ impl Connection {
                         // The core's report carries the session error when the message was interrupted.
                         let result =
                             SendReport::from_transaction(*report, self.tls, f.offset as u64, None);
-                        if result
-                            .as_ref()
-                            .is_ok_and(|r| r.recipients.iter().any(|r| r.retry_separately))
-                        {
+                        if asks_for_resend(&result) {
                             resend = Some((f, result));
                         } else {
                             order.done(f.index, result, &mut on_result);
@@ -520,27 +472,9 @@ impl Connection {
             self.log_transcript();
             // 3. Body bytes for the message whose body is open (the newest), while the write queue is small.
             if self.io.queued() < crate::io::COALESCE
-                && let Some(f) = flights.iter_mut().find(|f| f.open && !f.finished)
+                && let Some(f) = feeding(&mut flights)
             {
-                while f.offset < f.body.len() {
-                    match self.client.write_body(&f.body[f.offset..]) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            f.offset += n;
-                            again = true;
-                        }
-                        Err(_) => {
-                            // The transaction failed meanwhile: its report is on the way.
-                            f.finished = true;
-                            break;
-                        }
-                    }
-                }
-                if f.offset == f.body.len() && !f.finished {
-                    let _ = self.client.finish_body();
-                    f.finished = true;
-                    again = true;
-                }
+                again |= f.feed(&mut self.client);
             }
             if again {
                 continue;
@@ -596,7 +530,7 @@ impl Connection {
             // 4. Wait for bytes, for the write queue to drain (when a body waits for room), or for the deadline.
             let deadline = self.client.poll_timeout();
             // Until written: a body waiting for room, or a message to send again once the connection is idle.
-            let until_written = resend.is_some() || flights.iter().any(|f| f.open && !f.finished);
+            let until_written = resend.is_some() || feeding(&mut flights).is_some();
             let turn = self.io.turn(deadline, until_written).await;
             let now = Instant::now();
             match turn {

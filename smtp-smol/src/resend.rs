@@ -68,10 +68,7 @@ impl Connection {
         body: &[u8],
         first: Result<SendReport, Error>,
     ) -> Result<SendReport, Error> {
-        if !first
-            .as_ref()
-            .is_ok_and(|r| r.recipients.iter().any(|r| r.retry_separately))
-        {
+        if !smtp_blocking::batch::asks_for_resend(&first) {
             return first;
         }
         let mut plan = ResendPlan::new(envelope);
