@@ -256,9 +256,11 @@ fn insertion<const DOTS: bool>(a: u8, b: u8) -> ([u8; 2], usize) {
 /// first byte and begins with `.` gets a second dot. The first and last bytes are the caller's: the encoder knows
 /// what comes before and after. Nothing is appended for inputs shorter than two bytes.
 ///
-/// With AVX2 or SSE2, the whole slice is done in one pass: each 64-byte block is loaded once, stored to `out`'s
-/// spare capacity, and checked; a block with irregular pairs is fixed in place (the rest of the block moved by the
-/// inserted bytes) without leaving the loop.
+/// With AVX2 or SSE2, the whole slice is done in one pass of 128-byte groups, loaded and checked, then stored to
+/// `out`'s spare capacity with aligned vector stores: a group whose only irregular pair is a line starting with a
+/// dot is stored with the dot doubled in the loop itself (taking one input byte less, so the stores stay aligned),
+/// any other group with irregular pairs goes to an out-of-line fix (which realigns the output after dot lines;
+/// bare line endings come in runs, one per line, and are left unaligned rather than checked twice).
 ///
 /// ```
 /// use smtp_scan::{Check, copy_fixed};

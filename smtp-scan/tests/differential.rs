@@ -368,6 +368,114 @@ fn fixed_split_anywhere_agrees() {
     }
 }
 
+/// `copy_fixed` of every backend against the reference, appending to a `Vec` that already holds `prefix` bytes (so
+/// the output starts at every offset from a 32-byte boundary).
+fn check_fixed_after(input: &[u8], backends: &[Backend], prefix: usize) {
+    for check in CHECKS {
+        let mut expected = vec![b'p'; prefix];
+        copy_fixed_reference(input, check, &mut expected);
+        for &b in backends {
+            let mut out = vec![b'p'; prefix];
+            copy_fixed_with(b, input, check, &mut out);
+            assert!(
+                out == expected,
+                "copy_fixed {b:?} {check:?} prefix {prefix} len {} input {:?}\n got {:?}\nwant {:?}",
+                input.len(),
+                String::from_utf8_lossy(input),
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+    }
+}
+
+#[test]
+fn fixed_output_alignment_and_realignment() {
+    // The groups start at an aligned output address (the bytes before it the slow way), a group whose only
+    // irregular pair is a dot line is done in line (one byte shorter in the input, so the output stays aligned),
+    // and any other group realigns the output by taking fewer input bytes (or the whole group when that would drop
+    // its last insertion). Every output offset, with dot lines and anomalies at every position around the first
+    // groups, including a group's last pair and the head before the first group (an insertion there leaves the
+    // output unaligned until a fix realigns it).
+    let backends = backends();
+    let base = clean(600);
+    let inserts: [&[u8]; 8] = [
+        b"\r\n.",
+        b"\n.",
+        b"\r.",
+        b"\n",
+        b"\r",
+        b"\r\n.\r\n.",
+        b"\n.x\n.",
+        b"\r\n.\n",
+    ];
+    for prefix in (0..40).step_by(3) {
+        for insert in inserts {
+            for at in 0..330 {
+                let mut v = base.clone();
+                for (j, &b) in insert.iter().enumerate() {
+                    v[at + j] = b;
+                }
+                check_fixed_after(&v[..500], &backends, prefix);
+            }
+        }
+    }
+    // Dot lines only, one or two per group, at every distance; and dense insertions, at every output offset.
+    for line_len in [20usize, 61, 62, 63, 64, 65, 126, 127, 128, 129, 130] {
+        let mut line = vec![b'a'; line_len];
+        line[0] = b'.';
+        line.extend_from_slice(b"\r\n");
+        let text = text_with(2000, &line);
+        for prefix in 0..33 {
+            check_fixed_after(&text[1..], &backends, prefix);
+        }
+    }
+    for unit in [&b"\r\n.\r\n\n"[..], b"\r.\n.", b"ab\n.\r"] {
+        let text = text_with(1500, unit);
+        for prefix in 0..33 {
+            check_fixed_after(&text, &backends, prefix);
+        }
+    }
+}
+
+#[test]
+fn fixed_stretches_between_insertions_of_every_length() {
+    // Within a group that needs fixes, the bytes between two insertions (or after the last) are moved with a fixed
+    // number of copies when they fit in a line's worth (96 bytes), else by a loop: bare-LF lines and lines that
+    // start with a dot, of every length around those bounds and the group's, at several output offsets, and two
+    // line lengths alternating so that both cases meet in one group.
+    let backends = backends();
+    for line_len in (1usize..=140).chain([191, 192, 193, 250]) {
+        for (ending, dot) in [
+            (&b"\n"[..], false),
+            (b"\n", true),
+            (b"\r", false),
+            (b"\r\n", true),
+        ] {
+            let mut line = vec![b'a'; line_len];
+            if dot {
+                line[0] = b'.';
+            }
+            line.extend_from_slice(ending);
+            let text = text_with(700, &line);
+            for prefix in [0, 1, 17, 31] {
+                check_fixed_after(&text, &backends, prefix);
+                check_fixed_after(&text[3..], &backends, prefix);
+            }
+        }
+    }
+    for (a, b) in [(10usize, 100usize), (95, 97), (30, 127), (96, 5)] {
+        let mut unit = vec![b'x'; a];
+        unit.push(b'\n');
+        unit.extend(std::iter::repeat_n(b'y', b));
+        unit.extend_from_slice(b"\n.");
+        let text = text_with(900, &unit);
+        for prefix in 0..33 {
+            check_fixed_after(&text, &backends, prefix);
+        }
+    }
+}
+
 fn special_heavy() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(
         prop_oneof![
