@@ -284,10 +284,8 @@ pub(crate) fn scan_with(
 #[inline(always)]
 fn collect(input: &[u8], scanned: &Scanned) -> Reply {
     if scanned.lines == 1 {
-        return Reply::from_text(
-            scanned.code,
-            &input[scanned.last_text.0..scanned.last_text.1],
-        );
+        let (start, end) = scanned.last_text;
+        return Reply::from_input(scanned.code, &input[start..], end - start);
     }
     // Multiline: joined into a vector of the exact size (replies this long rarely fit inline).
     let mut text = Vec::with_capacity(scanned.text_len);
@@ -314,8 +312,10 @@ fn collect(input: &[u8], scanned: &Scanned) -> Reply {
 /// For benchmarks, fuzzing and one-shot use; a connection uses a [`ReplyFramer`].
 pub fn parse_reply(bytes: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {
     let limits = ReplyLimits::default();
-    if let Some(parsed) = parse_fast(bytes, &limits) {
-        return Ok(Some(parsed));
+    if let Some((code, text, used)) = parse_fast_parts(bytes, &limits) {
+        // Built right here, in the slot returned: a reply moved after it is built is copied in blocks that do not
+        // line up with the stores that built it, and each such copy stalls on store forwarding.
+        return Ok(Some((text.into_reply(code), used)));
     }
     Ok(scan(bytes, &limits)?.map(|scanned| (collect(bytes, &scanned), scanned.end)))
 }
@@ -326,12 +326,42 @@ pub fn parse_reply(bytes: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {
 /// `None` means "take the general path" ([`scan`] and [`collect`]), which reports errors and incomplete input
 /// exactly; whenever this returns a reply, the general path returns the same reply and length (checked by the
 /// differential property test below and by the fuzz target's reference framer).
-#[inline(always)]
+#[cfg(test)]
 fn parse_fast(input: &[u8], limits: &ReplyLimits) -> Option<(Reply, usize)> {
+    let (code, text, used) = parse_fast_parts(input, limits)?;
+    Some((text.into_reply(code), used))
+}
+
+/// The text of a reply found by the fast path, before it is made into a [`Reply`].
+enum FastText<'a> {
+    /// A one-line reply: the input from its text on, and the text's length.
+    Line(&'a [u8], usize),
+    /// A multiline reply: its lines joined.
+    Joined(Vec<u8>),
+}
+
+impl FastText<'_> {
+    #[inline(always)]
+    fn into_reply(self, code: ReplyCode) -> Reply {
+        match self {
+            FastText::Line(input, len) => Reply::from_input(code, input, len),
+            FastText::Joined(text) => Reply::from_parts(code, text),
+        }
+    }
+}
+
+/// [`parse_fast`] without building the reply: its code, text and length. The caller builds the reply where it
+/// returns it.
+#[inline(always)]
+fn parse_fast_parts<'a>(
+    input: &'a [u8],
+    limits: &ReplyLimits,
+) -> Option<(ReplyCode, FastText<'a>, usize)> {
     let mut lines = FastLines::new(input, limits);
     let (text, last) = lines.next_line()?;
     if last {
-        return Some((Reply::from_text(lines.code, text), lines.pos));
+        let input = &input[lines.text_start..];
+        return Some((lines.code, FastText::Line(input, text.len()), lines.pos));
     }
     // Multiline: the text is at most the reply's size; reserve for it once (bounded, it grows if needed).
     let mut joined = Vec::with_capacity(input.len().min(limits.max_reply_len).min(FAST_RESERVE));
@@ -344,7 +374,7 @@ fn parse_fast(input: &[u8], limits: &ReplyLimits) -> Option<(Reply, usize)> {
             break;
         }
     }
-    Some((Reply::from_parts(lines.code, joined), lines.pos))
+    Some((lines.code, FastText::Joined(joined), lines.pos))
 }
 
 /// The most a multiline reply's text reserves up front on the fast path.
@@ -363,6 +393,8 @@ pub(crate) struct FastLines<'a> {
     code: ReplyCode,
     /// The first line's three digits, compared as bytes with every later line's.
     digits: [u8; 3],
+    /// Where the text of the line last returned starts.
+    text_start: usize,
     limits: ReplyLimits,
 }
 
@@ -375,6 +407,7 @@ impl<'a> FastLines<'a> {
             lines: 0,
             code: ReplyCode::OK,
             digits: [0; 3],
+            text_start: 0,
             limits: *limits,
         }
     }
@@ -413,6 +446,7 @@ impl<'a> FastLines<'a> {
         if self.lines > self.limits.max_lines || (!last && self.lines >= self.limits.max_lines) {
             return None;
         }
+        self.text_start = self.pos + (line.len() - text.len());
         self.pos += lf + 1;
         Some((text, last))
     }
@@ -513,9 +547,9 @@ impl ReplyFramer {
     pub fn push(&mut self, input: &mut &[u8]) -> Result<Option<Reply>, ReplyError> {
         if self.is_empty() {
             // Common case: the whole reply is in `input`; parse it in place.
-            if let Some((reply, used)) = parse_fast(input, &self.limits) {
+            if let Some((code, text, used)) = parse_fast_parts(input, &self.limits) {
                 *input = &input[used..];
-                return Ok(Some(reply));
+                return Ok(Some(text.into_reply(code)));
             }
             if let Some(scanned) = scan(input, &self.limits)? {
                 let reply = collect(input, &scanned);
@@ -1181,6 +1215,38 @@ mod tests {
             let fast = parse_fast(bytes, &limits).expect("fast path");
             assert_eq!(Ok(Some(fast)), general(bytes, &limits));
         }
+    }
+
+    #[test]
+    fn one_line_texts_of_every_length_around_the_block_boundaries() {
+        // Texts are copied inline in 16-byte blocks, read from the input past the text when it has them: lengths
+        // 0..=120 cross every block boundary and the inline capacity; the reply ends the input or is followed by
+        // more bytes.
+        let limits = ReplyLimits::default();
+        for len in 0..=120usize {
+            let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut wire = b"250 ".to_vec();
+            wire.extend_from_slice(&text);
+            wire.extend_from_slice(b"\r\n");
+            let expected = reply(250, &[&text]);
+            for trailer in [&b""[..], b"2", b"250 next reply that is long enough\r\n"] {
+                let mut bytes = wire.clone();
+                bytes.extend_from_slice(trailer);
+                let fast = parse_fast(&bytes, &limits).expect("fast path");
+                assert_eq!(fast, (expected.clone(), wire.len()), "{len} {trailer:?}");
+                assert_eq!(
+                    Ok(Some(fast)),
+                    general(&bytes, &limits),
+                    "{len} {trailer:?}"
+                );
+                assert_eq!(fast_or_general_text(&bytes), text, "{len} {trailer:?}");
+            }
+        }
+    }
+
+    /// The text that `parse_reply` gives.
+    fn fast_or_general_text(bytes: &[u8]) -> Vec<u8> {
+        parse_reply(bytes).unwrap().unwrap().0.text().to_vec()
     }
 
     proptest! {

@@ -230,12 +230,22 @@ impl fmt::Display for EnhancedCode {
 /// One complete server reply: its code, the enhanced code of its first line if present, and the text of all lines.
 ///
 /// The text is kept as bytes (servers send non-UTF-8 text); [`Reply::message`] gives a lossy, readable form.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// The layout serves the reply parser's hot path, where a reply is built and then moved out of a
+/// `Result<Option<(Reply, usize)>, _>`: a move copies 16-byte blocks, and a block loaded right after it was written
+/// by narrower stores stalls on store forwarding. So a short text is written in whole 16-byte blocks, the length,
+/// code and enhanced code share one 8-byte word, and the only niche (the vector's capacity) is an aligned word
+/// after them.
+#[derive(Clone)]
+#[repr(C, align(16))]
 pub struct Reply {
-    pub(crate) code: ReplyCode,
-    pub(crate) enhanced: Option<EnhancedCode>,
-    /// The text of every line after `NNN-`/`NNN `, joined with `\n` (lines never contain `\n` themselves).
-    pub(crate) text: SmallBytes<REPLY_INLINE>,
+    /// The text when it fits (`len <= REPLY_INLINE`): its first `len` bytes; the bytes after them are unspecified
+    /// (whatever followed the text in the input).
+    inline: [[u8; 16]; INLINE_BLOCKS],
+    /// The text's length (or [`HEAP`]), the code and the enhanced code: see [`Meta`].
+    meta: Meta,
+    /// The text when it does not fit inline (`len == HEAP`); empty, without an allocation, otherwise.
+    heap: Vec<u8>,
 }
 
 impl Reply {
@@ -247,77 +257,114 @@ impl Reply {
     /// A line should not contain `\n`: the text uses it to separate lines, so an embedded `\n` starts a new line.
     pub fn new(code: ReplyCode, lines: &[&[u8]]) -> Reply {
         let len = lines.iter().map(|l| l.len() + 1).sum::<usize>();
-        let mut text = SmallBytes::with_capacity(len.saturating_sub(1));
+        let mut text = Vec::with_capacity(len.saturating_sub(1));
         for (i, line) in lines.iter().enumerate() {
             if i > 0 {
                 text.push(b'\n');
             }
             text.extend_from_slice(line);
         }
-        Reply::from_parts(code, text)
+        if text.len() <= REPLY_INLINE {
+            Reply::from_text(code, &text)
+        } else {
+            Reply::from_parts(code, text)
+        }
     }
 
-    /// [`Reply::from_parts`] with a copy of `text`, written in place: a short text is copied straight into the
-    /// reply's inline buffer, never into a temporary that is then moved (a move right after a variable-length copy
-    /// stalls on store forwarding).
+    /// A reply whose text is a copy of `text`.
     #[inline(always)]
     pub(crate) fn from_text(code: ReplyCode, text: &[u8]) -> Reply {
-        let mut reply = Reply {
-            code,
-            enhanced: None,
-            text: SmallBytes::default(),
-        };
-        match &mut reply.text {
-            SmallBytes::Inline { len, buf } if text.len() <= buf.len() => {
-                buf[..text.len()].copy_from_slice(text);
-                // `text.len() <= N <= 255`.
-                *len = text.len() as u8;
-            }
-            other => *other = SmallBytes::Heap(text.to_vec()),
-        }
-        reply.enhanced = enhanced_for(code, text);
-        reply
+        Reply::from_input(code, text, text.len())
     }
 
-    /// Builds a reply from its code and its `\n`-joined text, finding the enhanced code in the first line.
+    /// A reply whose text is a copy of `input[..len]`: up to [`REPLY_INLINE`] bytes it is copied inline, in 16-byte
+    /// blocks read from `input` where it has them (the bytes after the text come along and are ignored), else
+    /// assembled in a register from overlapping loads of the text.
     #[inline(always)]
-    pub(crate) fn from_parts(code: ReplyCode, text: impl Into<SmallBytes<REPLY_INLINE>>) -> Reply {
-        let text = text.into();
-        let enhanced = enhanced_for(code, text.as_slice());
+    pub(crate) fn from_input(code: ReplyCode, input: &[u8], len: usize) -> Reply {
+        let text = &input[..len];
+        let enhanced = enhanced_for(code, text);
+        let block = |at: usize| match input.get(at..).and_then(<[u8]>::first_chunk::<16>) {
+            Some(block) => *block,
+            // Fewer than 16 bytes of input from `at`, hence of text too.
+            None => load_short(&text[at..]).to_le_bytes(),
+        };
+        if len <= 16 {
+            let mut inline = [[0; 16]; INLINE_BLOCKS];
+            inline[0] = block(0);
+            return Reply {
+                inline,
+                meta: Meta::new(len as u8, code, enhanced),
+                heap: Vec::new(),
+            };
+        }
+        let mut inline = [[0; 16]; INLINE_BLOCKS];
+        if len > REPLY_INLINE {
+            return Reply {
+                inline,
+                meta: Meta::new(HEAP, code, enhanced),
+                heap: text.to_vec(),
+            };
+        }
+        for (k, dst) in inline.iter_mut().enumerate() {
+            if 16 * k >= len {
+                break;
+            }
+            *dst = block(16 * k);
+        }
         Reply {
-            code,
-            enhanced,
-            text,
+            inline,
+            // `len <= REPLY_INLINE < HEAP`.
+            meta: Meta::new(len as u8, code, enhanced),
+            heap: Vec::new(),
+        }
+    }
+
+    /// Builds a reply from its code and its `\n`-joined text, finding the enhanced code in the first line. Keeps the
+    /// vector's allocation.
+    #[inline(always)]
+    pub(crate) fn from_parts(code: ReplyCode, text: Vec<u8>) -> Reply {
+        let enhanced = enhanced_for(code, &text);
+        Reply {
+            inline: [[0; 16]; INLINE_BLOCKS],
+            meta: Meta::new(HEAP, code, enhanced),
+            heap: text,
         }
     }
 
     /// The reply code, shared by every line.
+    #[inline]
     pub fn code(&self) -> ReplyCode {
-        self.code
+        self.meta.code()
     }
 
     /// The class given by the code's first digit.
     pub fn class(&self) -> ReplyClass {
-        self.code.class()
+        self.code().class()
     }
 
     /// The RFC 3463 enhanced status code at the start of the first line, if the server sent one whose class matches
     /// the reply code (RFC 2034 §4).
+    #[inline]
     pub fn enhanced(&self) -> Option<EnhancedCode> {
-        self.enhanced
+        self.meta.enhanced()
     }
 
     /// The raw text of every line after `NNN-`/`NNN ` (enhanced codes included), joined with `\n`.
     ///
     /// Not sanitized: it may hold any byte but `\n` inside a line. Use [`Reply::message`] to show it to a person.
+    #[inline]
     pub fn text(&self) -> &[u8] {
-        self.text.as_slice()
+        match self.inline.as_flattened().get(..self.meta.len()) {
+            Some(text) => text,
+            None => &self.heap,
+        }
     }
 
     /// The raw text of each line, in order. There is always at least one item: a reply that is only `250` yields
     /// one empty line.
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        self.text.as_slice().split(|&b| b == b'\n')
+        self.text().split(|&b| b == b'\n')
     }
 
     /// The text as one readable line, safe to print in a terminal or a log.
@@ -326,7 +373,7 @@ impl Reply {
     /// once: a later line that repeats the first line's code has it removed. Lines are trimmed of surrounding
     /// spaces, empty lines are skipped and the rest are joined with a single space.
     pub fn message(&self) -> String {
-        let mut out = String::with_capacity(self.text.len());
+        let mut out = String::with_capacity(self.text().len());
         self.write_message(&mut out)
             .expect("writing to a String cannot fail");
         out
@@ -338,7 +385,7 @@ impl Reply {
         for (i, line) in self.lines().enumerate() {
             let mut line = line;
             if i > 0
-                && let Some(expected) = self.enhanced
+                && let Some(expected) = self.enhanced()
                 && let Some((code, len)) = parse_enhanced_code(line)
                 && code == expected
             {
@@ -359,29 +406,29 @@ impl Reply {
 
     /// `2yz`: the command succeeded.
     pub fn is_positive_completion(&self) -> bool {
-        self.code.is_positive_completion()
+        self.code().is_positive_completion()
     }
 
     /// `3yz`: the server waits for more (354 after DATA, 334 during AUTH).
     pub fn is_positive_intermediate(&self) -> bool {
-        self.code.is_positive_intermediate()
+        self.code().is_positive_intermediate()
     }
 
     /// `4yz`: a transient failure; the same command may succeed later.
     pub fn is_transient(&self) -> bool {
-        self.code.is_transient()
+        self.code().is_transient()
     }
 
     /// `5yz`: a permanent failure; repeating the command unchanged will fail again.
     pub fn is_permanent(&self) -> bool {
-        self.code.is_permanent()
+        self.code().is_permanent()
     }
 }
 
 /// `550 5.1.1 text of all lines`, on one line, sanitized as by [`Reply::message`].
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.code)?;
+        write!(f, "{}", self.code())?;
         if self.lines().any(|l| !l.trim_ascii().is_empty()) {
             f.write_str(" ")?;
             self.write_message(f)?;
@@ -399,7 +446,81 @@ impl fmt::Debug for Reply {
 
 /// Reply texts up to this many bytes are stored inside the [`Reply`], without a heap allocation: almost every
 /// single-line reply (`250 2.1.5 Ok`, `354 ...`, a queue id, a banner) fits.
-pub(crate) const REPLY_INLINE: usize = 86;
+pub(crate) const REPLY_INLINE: usize = 16 * INLINE_BLOCKS;
+const _: () = assert!(REPLY_INLINE < HEAP as usize);
+
+/// The bytes of `text` (at most 16) as a little-endian word, from at most two overlapping loads: the bytes both
+/// loads read are the same, so or-ing the two places each byte once.
+#[inline(always)]
+fn load_short(text: &[u8]) -> u128 {
+    let n = text.len();
+    debug_assert!(n <= 16);
+    if let (Some(lo), Some(hi)) = (text.first_chunk::<8>(), text.last_chunk::<8>()) {
+        u128::from(u64::from_le_bytes(*lo)) | u128::from(u64::from_le_bytes(*hi)) << (8 * (n - 8))
+    } else if let (Some(lo), Some(hi)) = (text.first_chunk::<4>(), text.last_chunk::<4>()) {
+        u128::from(u32::from_le_bytes(*lo)) | u128::from(u32::from_le_bytes(*hi)) << (8 * (n - 4))
+    } else if let (Some(lo), Some(hi)) = (text.first_chunk::<2>(), text.last_chunk::<2>()) {
+        u128::from(u16::from_le_bytes(*lo)) | u128::from(u16::from_le_bytes(*hi)) << (8 * (n - 2))
+    } else {
+        text.first().map_or(0, |&b| u128::from(b))
+    }
+}
+
+impl PartialEq for Reply {
+    fn eq(&self, other: &Self) -> bool {
+        self.code() == other.code()
+            && self.enhanced() == other.enhanced()
+            && self.text() == other.text()
+    }
+}
+
+impl Eq for Reply {}
+
+/// The 16-byte blocks of a reply's inline text.
+const INLINE_BLOCKS: usize = 6;
+
+/// [`Meta`] length of a text kept on the heap.
+const HEAP: u8 = u8::MAX;
+
+/// A reply's text length, code and enhanced code in one word, written with one store: bits 0-7 the length of the
+/// inline text or [`HEAP`], 8-23 the code, 24-31 the enhanced code's class (0 for none), 32-47 its subject, 48-63
+/// its detail.
+#[derive(Clone, Copy)]
+struct Meta(u64);
+
+impl Meta {
+    #[inline(always)]
+    fn new(len: u8, code: ReplyCode, enhanced: Option<EnhancedCode>) -> Self {
+        let enhanced = enhanced.map_or(0, |e| {
+            u64::from(e.class) | u64::from(e.subject) << 8 | u64::from(e.detail) << 24
+        });
+        Self(u64::from(len) | u64::from(code.get()) << 8 | enhanced << 24)
+    }
+
+    /// The inline text's length, or [`HEAP`] (more than the inline capacity).
+    #[inline(always)]
+    fn len(self) -> usize {
+        usize::from(self.0 as u8)
+    }
+
+    #[inline(always)]
+    fn code(self) -> ReplyCode {
+        ReplyCode((self.0 >> 8) as u16)
+    }
+
+    #[inline(always)]
+    fn enhanced(self) -> Option<EnhancedCode> {
+        // Classes are 2, 4 or 5: never 0.
+        match (self.0 >> 24) as u8 {
+            0 => None,
+            class => Some(EnhancedCode {
+                class,
+                subject: (self.0 >> 32) as u16,
+                detail: (self.0 >> 48) as u16,
+            }),
+        }
+    }
+}
 
 /// Bytes stored inline when there are at most `N` of them, on the heap otherwise. Short texts are the common case
 /// (reply texts, a server's domain): this saves an allocation and a free for each.
@@ -410,20 +531,6 @@ pub(crate) enum SmallBytes<const N: usize> {
 }
 
 impl<const N: usize> SmallBytes<N> {
-    /// Empty, with room for `capacity` bytes (inline when it fits).
-    #[inline]
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
-        const { assert!(N <= u8::MAX as usize) };
-        if capacity <= N {
-            Self::Inline {
-                len: 0,
-                buf: [0; N],
-            }
-        } else {
-            Self::Heap(Vec::with_capacity(capacity))
-        }
-    }
-
     #[inline]
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
