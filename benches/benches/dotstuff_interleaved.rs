@@ -69,7 +69,8 @@ fn main() {
          (1.00x = memcpy's throughput).\n"
     );
     println!(
-        "| body | encoder | memcpy, best batch (GiB/s) | encoder, best batch (GiB/s) | median of per-round ratios (range) | ratio of best batches |"
+        "| body | encoder | memcpy, best batch (GiB/s) | encoder, best batch (GiB/s) \
+         | median of per-round ratios (range) | ratio of best batches |"
     );
     println!("|---|---|---|---|---|---|");
     let gib = (1u64 << 30) as f64;

@@ -10,9 +10,9 @@
 //!   obtained with a bounds-checked `get_mut`, so a store never leaves the allocation;
 //! - `Vec::set_len` after those stores ([`copy_fixed_avx2_body`], [`copy_fixed_sse2_body`]): the loop walks the
 //!   spare capacity with a shrinking `&mut [MaybeUninit<u8>]` that only moves past bytes just written (the `GROUP`
-//!   bytes a clean or single-dot group stores, or what the fix function reports, checked against its [`Window`] count of initialized
-//!   bytes with an `assert!`, so a logic error panics instead of exposing uninitialized memory), and the length
-//!   grows by exactly the distance walked;
+//!   bytes a clean or single-dot group stores, or what the fix function reports, checked against its [`Window`]
+//!   count of initialized bytes with an `assert!`, so a logic error panics instead of exposing uninitialized
+//!   memory), and the length grows by exactly the distance walked;
 //! - calling a `#[target_feature]` function from code compiled without that feature: [`find_avx2_body`] and
 //!   [`copy_fixed_avx2_body`] are only called after `is_x86_feature_detected!("avx2")`, and [`find_sse2_body`]
 //!   and [`copy_fixed_sse2_body`] need SSE2, which every x86_64 CPU has.
@@ -471,10 +471,11 @@ macro_rules! copy_fixed_body {
             }
         }
 
-        /// A group whose only irregular pair is `k < GROUP - 1`, an LF followed by `.`: the group takes `GROUP - 1` input bytes and `GROUP` output bytes (so an
-        /// aligned output stays aligned). The dot to insert is the same byte as the one after it: `dst[k + 1]`
-        /// holds it once the group is stored as is, and `src[k + 1..]` moves one byte on, with a fixed number of copies (no loop to
-        /// mispredict) that may go past the group (into bytes the next group overwrites).
+        /// A group whose only irregular pair is `k < GROUP - 1`, an LF followed by `.`: the group takes `GROUP - 1`
+        /// input bytes and `GROUP` output bytes (so an aligned output stays aligned). The dot to insert is the same
+        /// byte as the one after it: `dst[k + 1]` holds it once the group is stored as is, and `src[k + 1..]` moves
+        /// one byte on, with a fixed number of copies (no loop to mispredict) that may go past the group (into
+        /// bytes the next group overwrites).
         #[inline]
         #[target_feature(enable = $feature)]
         fn $one_dot(src: &[u8; INPUT_WINDOW], dst: &mut [MaybeUninit<u8>; WINDOW], k: usize) {
@@ -493,8 +494,9 @@ macro_rules! copy_fixed_body {
             }
         }
 
-        /// The insertions of any other group with irregular pairs (`masks`), into `dst`: returns the number of input bytes taken (`c`: pairs `0..c` and their insertions) and
-        /// of bytes written to `dst`, all initialized (checked). Out of line: rare, and keeps the main loop small.
+        /// The insertions of any other group with irregular pairs (`masks`), into `dst`: returns the number of
+        /// input bytes taken (`c`: pairs `0..c` and their insertions) and of bytes written to `dst`, all
+        /// initialized (checked). Out of line: rare, and keeps the main loop small.
         ///
         /// `c` is chosen so that the output ends on a `$step`-byte boundary and the next group's stores are
         /// aligned: the whole group's output is written, and for any `c` its first `c` plus the bytes inserted
