@@ -11,7 +11,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use smtp_benches::text_body;
+use smtp_benches::{Interleaved, text_body};
 use smtp_proto::DotStuffer;
 
 /// Rounds per body and encoder (odd, for the median).
@@ -57,11 +57,6 @@ fn batch(encode: Encode, body: &[u8], out: &mut Vec<u8>) -> f64 {
     start.elapsed().as_secs_f64() / CALLS as f64
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is accepted.
     println!(
@@ -85,28 +80,19 @@ fn main() {
             // Warm-up: page in the output and settle the clock.
             batch(memcpy, &body, &mut out);
             batch(encode, &body, &mut out);
-            let (mut ratios, mut best_copy, mut best_encode) =
-                (Vec::with_capacity(ROUNDS), f64::MAX, f64::MAX);
-            for round in 0..ROUNDS {
-                let (copy, enc) = if round % 2 == 0 {
-                    let copy = batch(memcpy, &body, &mut out);
-                    (copy, batch(encode, &body, &mut out))
-                } else {
-                    let enc = batch(encode, &body, &mut out);
-                    (batch(memcpy, &body, &mut out), enc)
-                };
-                ratios.push(copy / enc);
-                best_copy = best_copy.min(copy);
-                best_encode = best_encode.min(enc);
-            }
-            let (low, high) = ratios
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
-            let mid = median(&mut ratios);
+            // `out` is used by one side at a time.
+            let out = std::cell::RefCell::new(&mut out);
+            let r = Interleaved::run(
+                ROUNDS,
+                || batch(encode, &body, &mut out.borrow_mut()),
+                || batch(memcpy, &body, &mut out.borrow_mut()),
+            );
+            let ((low, high), (best_encode, best_copy)) = (r.range, r.best);
             println!(
-                "| {name} | {encoder} | {:.1} | {:.1} | **{mid:.2}x** ({low:.2}-{high:.2}) | {:.2}x |",
+                "| {name} | {encoder} | {:.1} | {:.1} | **{:.2}x** ({low:.2}-{high:.2}) | {:.2}x |",
                 LEN as f64 / best_copy / gib,
                 LEN as f64 / best_encode / gib,
+                r.median,
                 best_copy / best_encode
             );
         }

@@ -12,8 +12,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use smtp_benches::corpus;
 use smtp_benches::parsers::{ours_ehlo, ours_reply, stalwart_ehlo, stalwart_reply};
+use smtp_benches::{Interleaved, corpus};
 
 /// Rounds per corpus file (odd, for the median).
 const ROUNDS: usize = 41;
@@ -31,37 +31,17 @@ fn batch(parse: Parser, bytes: &[u8], n: usize) -> f64 {
     start.elapsed().as_nanos() as f64 / n as f64
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn compare(name: &str, bytes: &[u8], ours: Parser, theirs: Parser) {
     // Calls per batch, from a short calibration of the slower side.
     let probe = batch(theirs, bytes, 1000)
         .max(batch(ours, bytes, 1000))
         .max(1.0);
     let n = ((BATCH_NS / probe) as usize).clamp(100, 1_000_000);
-    let (mut ratios, mut best_ours, mut best_theirs) =
-        (Vec::with_capacity(ROUNDS), f64::MAX, f64::MAX);
-    for round in 0..ROUNDS {
-        let (a, b) = if round % 2 == 0 {
-            let a = batch(ours, bytes, n);
-            (a, batch(theirs, bytes, n))
-        } else {
-            let b = batch(theirs, bytes, n);
-            (batch(ours, bytes, n), b)
-        };
-        ratios.push(b / a);
-        best_ours = best_ours.min(a);
-        best_theirs = best_theirs.min(b);
-    }
-    let (low, high) = ratios
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
-    let mid = median(&mut ratios);
+    let r = Interleaved::run(ROUNDS, || batch(ours, bytes, n), || batch(theirs, bytes, n));
+    let ((low, high), (best_ours, best_theirs)) = (r.range, r.best);
     println!(
-        "| {name} | {best_ours:.0} | {best_theirs:.0} | **{mid:.2}x** ({low:.2}-{high:.2}) | {:.2}x |",
+        "| {name} | {best_ours:.0} | {best_theirs:.0} | **{:.2}x** ({low:.2}-{high:.2}) | {:.2}x |",
+        r.median,
         best_theirs / best_ours
     );
 }

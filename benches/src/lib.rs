@@ -178,6 +178,48 @@ pub fn text_body(len: usize, crlf: bool) -> Vec<u8> {
     out
 }
 
+/// Two timings compared in interleaved rounds: each round times one batch of each side, the order alternating
+/// between rounds, so that both see the same machine; the ratio `b / a` is taken per round. On a shared machine
+/// whose speed drifts by tens of percent between separate measurement windows, these ratios do not drift with it.
+#[derive(Debug, Clone, Copy)]
+pub struct Interleaved {
+    /// The median of the per-round ratios `b / a`.
+    pub median: f64,
+    /// The lowest and highest per-round ratio.
+    pub range: (f64, f64),
+    /// The best (lowest) batch time of each side.
+    pub best: (f64, f64),
+}
+
+impl Interleaved {
+    /// Runs `rounds` rounds (odd, for the median) of `a` and `b`, each call timing one batch and returning its
+    /// time (any unit, the same for both).
+    pub fn run(rounds: usize, mut a: impl FnMut() -> f64, mut b: impl FnMut() -> f64) -> Self {
+        let (mut ratios, mut best_a, mut best_b) = (Vec::with_capacity(rounds), f64::MAX, f64::MAX);
+        for round in 0..rounds {
+            let (ta, tb) = if round % 2 == 0 {
+                let ta = a();
+                (ta, b())
+            } else {
+                let tb = b();
+                (a(), tb)
+            };
+            ratios.push(tb / ta);
+            best_a = best_a.min(ta);
+            best_b = best_b.min(tb);
+        }
+        let range = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
+        ratios.sort_by(f64::total_cmp);
+        Self {
+            median: ratios[ratios.len() / 2],
+            range,
+            best: (best_a, best_b),
+        }
+    }
+}
+
 /// A message (headers and a text body) of exactly `len` bytes with CRLF line endings.
 pub fn message(len: usize) -> Vec<u8> {
     let headers = b"From: Bench Sender <sender@example.test>\r\nTo: <rcpt@sink.example.test>\r\n\

@@ -278,9 +278,10 @@ fn fixed_long_inputs_every_length_around_blocks() {
 
 #[test]
 fn fixed_head_before_the_aligned_groups() {
-    // The group loop starts at the first 32-byte aligned input byte and does the pairs before it the slow way:
-    // every start offset (so every head length), with an anomaly or dot line at every position around the point
-    // where the groups start, including the pair across it, and groups whose only irregular pairs are dots.
+    // The group loop starts where the output is 32-byte aligned and does the pairs before it the slow way: every
+    // start offset of the input (with `fixed_output_alignment_and_realignment`'s output offsets, every head
+    // length), with an anomaly or dot line at every position around the point where the groups start, including
+    // the pair across it, and groups whose only irregular pairs are dots.
     let backends = backends();
     let base = clean(700);
     let inserts: [&[u8]; 7] = [
@@ -393,10 +394,11 @@ fn check_fixed_after(input: &[u8], backends: &[Backend], prefix: usize) {
 fn fixed_output_alignment_and_realignment() {
     // The groups start at an aligned output address (the bytes before it the slow way), a group whose only
     // irregular pair is a dot line is done in line (one byte shorter in the input, so the output stays aligned),
-    // and any other group realigns the output by taking fewer input bytes (or the whole group when that would drop
-    // its last insertion). Every output offset, with dot lines and anomalies at every position around the first
-    // groups, including a group's last pair and the head before the first group (an insertion there leaves the
-    // output unaligned until a fix realigns it).
+    // a group of dot lines that goes to the fix realigns the output by taking fewer input bytes (or the whole
+    // group when that would drop its last insertion), and a group with line-ending fixes leaves it unaligned.
+    // Every output offset, with dot lines and anomalies at every position around the first groups, including a
+    // group's last pair and the head before the first group (an insertion there leaves the output unaligned until
+    // a fix realigns it).
     let backends = backends();
     let base = clean(600);
     let inserts: [&[u8]; 8] = [
