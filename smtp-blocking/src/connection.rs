@@ -660,9 +660,18 @@ impl Session {
         if self.closed.is_some() || !self.client.is_idle() {
             return;
         }
+        // The usual case, nothing there, in one system call: no decrypted bytes waiting in the TLS layer, nothing
+        // on the socket. Anything else takes the full read below.
+        let buffered = match &mut self.stream {
+            Stream::Tls(t) => t.has_plaintext(),
+            _ => false,
+        };
         let Some(sock) = self.stream.socket() else {
             return;
         };
+        if !buffered && sock.nothing_to_read() {
+            return;
+        }
         if sock.set_nonblocking(true).is_err() {
             return;
         }

@@ -267,6 +267,14 @@ impl TlsStream {
         channel_binding(&self.conn)
     }
 
+    /// Whether decrypted bytes are waiting to be read (taken from the socket with an earlier record); `true` when
+    /// the records already received do not decrypt, so that a read reports it.
+    pub(crate) fn has_plaintext(&mut self) -> bool {
+        self.conn
+            .process_new_packets()
+            .map_or(true, |state| state.plaintext_bytes_to_read() > 0)
+    }
+
     /// Reads plaintext; `Ok(0)` at the end of the stream (close_notify or TCP close).
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {

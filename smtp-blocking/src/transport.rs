@@ -230,6 +230,24 @@ impl Socket {
         each!(self, s => s.set_nonblocking(on))
     }
 
+    /// Whether the peer has certainly sent nothing that was not read yet: one non-blocking peek, which neither
+    /// waits nor takes anything. `false` when bytes (or the end of the stream, or an error) are there to read, and
+    /// where the check is not available.
+    pub(crate) fn nothing_to_read(&self) -> bool {
+        #[cfg(unix)]
+        {
+            use rustix::net::{RecvFlags, recv};
+            let mut byte = [0u8; 1];
+            let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+            let result = each!(self, s => recv(s, &mut byte[..], flags));
+            matches!(result, Err(e) if e == rustix::io::Errno::AGAIN)
+        }
+        #[cfg(not(unix))]
+        {
+            false
+        }
+    }
+
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         each!(self, s => s.shutdown(how))
     }

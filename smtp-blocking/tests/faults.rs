@@ -717,12 +717,13 @@ fn smtputf8_addresses() {
     assert_eq!(e.exit_code(), 65);
 }
 
-/// A minimal sequential server: one message per connection, then `421` and close (an idle timeout).
+/// A minimal sequential server: one message per connection, then `421` and close (an idle timeout); with `tls`,
+/// implicit TLS (the `421` and the close, with its `close_notify`, arrive as TLS records).
 fn one_message_then_close(
     listener: std::net::TcpListener,
     connections: usize,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 ) -> std::thread::JoinHandle<usize> {
-    use std::io::{BufRead, BufReader, Write};
     std::thread::spawn(move || {
         let mut delivered = 0;
         for _ in 0..connections {
@@ -730,46 +731,60 @@ fn one_message_then_close(
                 break;
             };
             sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut w = sock.try_clone().unwrap();
-            let mut r = BufReader::new(sock);
-            let mut line = String::new();
-            let _ = w.write_all(b"220 mini ESMTP\r\n");
-            let mut in_data = false;
-            loop {
-                line.clear();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
+            delivered += match &tls {
+                None => serve_one_message(sock),
+                Some(config) => {
+                    let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                    serve_one_message(rustls::StreamOwned::new(conn, sock))
                 }
-                if in_data {
-                    if line == ".\r\n" {
-                        delivered += 1;
-                        let _ = w.write_all(b"250 2.0.0 queued\r\n");
-                        std::thread::sleep(Duration::from_millis(50));
-                        let _ = w.write_all(b"421 4.4.2 idle timeout\r\n");
-                        break;
-                    }
-                    continue;
-                }
-                let reply: &[u8] = match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
-                    "EHLO" => b"250 mini\r\n",
-                    "DATA" => {
-                        in_data = true;
-                        b"354 go\r\n"
-                    }
-                    _ => b"250 ok\r\n",
-                };
-                let _ = w.write_all(reply);
-            }
+            };
         }
         delivered
     })
+}
+
+/// The session of [`one_message_then_close`]: how many messages it accepted (0 or 1).
+fn serve_one_message(stream: impl io::Read + io::Write) -> usize {
+    use std::io::{BufRead, BufReader, Write};
+    let mut r = BufReader::new(stream);
+    let send = |r: &mut BufReader<_>, bytes: &[u8]| {
+        let w: &mut dyn Write = r.get_mut();
+        let _ = w.write_all(bytes).and_then(|()| w.flush());
+    };
+    let mut line = String::new();
+    send(&mut r, b"220 mini ESMTP\r\n");
+    let mut in_data = false;
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return 0;
+        }
+        if in_data {
+            if line == ".\r\n" {
+                send(&mut r, b"250 2.0.0 queued\r\n");
+                std::thread::sleep(Duration::from_millis(50));
+                send(&mut r, b"421 4.4.2 idle timeout\r\n");
+                return 1;
+            }
+            continue;
+        }
+        let reply: &[u8] = match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+            "EHLO" => b"250 mini\r\n",
+            "DATA" => {
+                in_data = true;
+                b"354 go\r\n"
+            }
+            _ => b"250 ok\r\n",
+        };
+        send(&mut r, reply);
+    }
 }
 
 #[test]
 fn a_connection_closed_while_idle_is_reopened_before_the_next_message() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = one_message_then_close(listener, 2);
+    let server = one_message_then_close(listener, 2, None);
     let o = local(port, &pki().ca_pem())
         .with_tls(TlsMode::None)
         .with_timeouts(Timeouts::submission().capped(SHORT))
@@ -780,6 +795,29 @@ fn a_connection_closed_while_idle_is_reopened_before_the_next_message() {
             std::thread::sleep(Duration::from_millis(300));
         }
         let report = send_one(&mut conn, &format!("idle-{i}")).unwrap();
+        assert_eq!(report.outcome, Outcome::Accepted, "message {i}: {report:?}");
+    }
+    drop(conn);
+    assert_eq!(server.join().unwrap(), 2);
+}
+
+#[test]
+fn a_tls_connection_closed_while_idle_is_reopened_before_the_next_message() {
+    // The same over implicit TLS: the idle check looks at the socket without reading (one non-blocking peek) and
+    // must still see the `421` record and the close, and take them through the TLS layer.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = one_message_then_close(listener, 2, Some(pki().server_config(ServerCert::Valid)));
+    let o = local(port, &pki().ca_pem())
+        .with_tls(TlsMode::Implicit)
+        .with_timeouts(Timeouts::submission().capped(SHORT))
+        .with_noop_after_idle(None);
+    let mut conn = Connection::connect(&o).unwrap();
+    for i in 0..2 {
+        if i == 1 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let report = send_one(&mut conn, &format!("idle-tls-{i}")).unwrap();
         assert_eq!(report.outcome, Outcome::Accepted, "message {i}: {report:?}");
     }
     drop(conn);
