@@ -80,6 +80,70 @@ pub fn asks_for_resend(result: &Result<SendReport, Error>) -> bool {
         .is_ok_and(|r| r.recipients.iter().any(|r| r.retry_separately))
 }
 
+/// A message of a batch that has not started: its place in the batch, its envelope (with what the adapter declares
+/// for a body in memory), its body.
+pub type Queued<'a> = (usize, Envelope, &'a [u8]);
+
+/// The messages of a batch that have not started: the caller's source, read only as messages can go out, and the
+/// one taken from it that the core did not take yet.
+pub struct Queue<'a, I> {
+    source: I,
+    /// The envelope a message is sent with, from the caller's and the body.
+    declare: fn(&Envelope, &[u8]) -> Envelope,
+    /// Messages taken from the source so far: the next one's place in the batch.
+    taken: usize,
+    held: Option<Queued<'a>>,
+}
+
+impl<'a, I: Iterator<Item = (&'a Envelope, &'a [u8])>> Queue<'a, I> {
+    /// The batch `source`, each envelope made with `declare`.
+    pub fn new(source: I, declare: fn(&Envelope, &[u8]) -> Envelope) -> Self {
+        Self {
+            source,
+            declare,
+            taken: 0,
+            held: None,
+        }
+    }
+
+    /// The next message to start: the one held back, else the next one of the source.
+    pub fn take(&mut self) -> Option<Queued<'a>> {
+        if let Some(queued) = self.held.take() {
+            return Some(queued);
+        }
+        let (envelope, body) = self.source.next()?;
+        let index = self.taken;
+        self.taken += 1;
+        Some((index, (self.declare)(envelope, body), body))
+    }
+
+    /// Keeps a message taken with [`take`](Self::take) for later: the core does not take it now.
+    pub fn hold(&mut self, queued: Queued<'a>) {
+        self.held = Some(queued);
+    }
+
+    /// Whether a message is held back.
+    pub fn holds(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Fails every message that has not started, the one held back first, then the rest of the source.
+    pub fn fail_all(
+        &mut self,
+        error: &Error,
+        order: &mut InOrder,
+        on_result: &mut impl FnMut(usize, Result<SendReport, Error>),
+    ) {
+        if let Some((index, ..)) = self.held.take() {
+            order.done(index, Err(error.clone()), on_result);
+        }
+        for _ in self.source.by_ref() {
+            order.done(self.taken, Err(error.clone()), on_result);
+            self.taken += 1;
+        }
+    }
+}
+
 /// Hands results over in the order of the batch: a result that is final before an earlier one (the message queued
 /// behind one that is being sent again) waits here.
 #[derive(Debug, Default)]

@@ -22,7 +22,7 @@ use smtp_proto::{
     Capabilities, Client, Envelope, Event, PeerSpeaks, Reply, Stage, TlsPolicy, UsageError,
 };
 
-use crate::batch::{Flight, InOrder, asks_for_resend, feeding};
+use crate::batch::{Flight, InOrder, Queue, asks_for_resend, feeding};
 use crate::error::{Error, ErrorKind};
 use crate::options::{ConnectOptions, TlsMode};
 use crate::report::{SendReport, TlsUsed};
@@ -993,10 +993,7 @@ impl Connection {
         messages: impl IntoIterator<Item = (&'a Envelope, &'a [u8])>,
         mut on_result: impl FnMut(usize, Result<SendReport, Error>),
     ) {
-        let mut source = messages.into_iter();
-        // Taken from the source so far; the one taken but not started yet.
-        let mut taken = 0;
-        let mut waiting: Option<(usize, Envelope, &'a [u8])> = None;
+        let mut queue = Queue::new(messages.into_iter(), declared);
         let mut flights: Vec<Flight<'a>> = Vec::new();
         let mut order = InOrder::default();
         // A message whose report asks for a further transaction (`retry_separately`): no new message starts until
@@ -1017,14 +1014,7 @@ impl Connection {
                 }
                 // Start what the core takes now (behind the end of the previous message's data).
                 while resend.is_none() && self.session.closed.is_none() {
-                    if waiting.is_none() {
-                        let Some((envelope, body)) = source.next() else {
-                            break;
-                        };
-                        waiting = Some((taken, declared(envelope, body), body));
-                        taken += 1;
-                    }
-                    let Some((index, envelope, body)) = waiting.take() else {
+                    let Some((index, envelope, body)) = queue.take() else {
                         break;
                     };
                     if flights.is_empty()
@@ -1036,7 +1026,7 @@ impl Connection {
                     }
                     let client = &mut self.session.client;
                     if !client.accepts_mail() {
-                        waiting = Some((index, envelope, body));
+                        queue.hold((index, envelope, body));
                         break;
                     }
                     match client.send_mail(envelope.clone()) {
@@ -1051,12 +1041,12 @@ impl Connection {
                             self.session.client.quit();
                             self.settle_quit();
                             match self.reconnect() {
-                                Ok(()) => waiting = Some((index, envelope, body)),
+                                Ok(()) => queue.hold((index, envelope, body)),
                                 Err(e) => order.done(index, Err(e), &mut on_result),
                             }
                         }
                         Err(UsageError::MailMaxReached { .. }) if !flights.is_empty() => {
-                            waiting = Some((index, envelope, body));
+                            queue.hold((index, envelope, body));
                             break;
                         }
                         Err(e) => order.done(index, Err(usage(e, Stage::Mail)), &mut on_result),
@@ -1110,33 +1100,24 @@ impl Connection {
                     // Sent again on a new connection (`resend_rest` reconnects when allowed).
                     continue;
                 }
-                if waiting.is_none()
-                    && let Some((envelope, body)) = source.next()
-                {
-                    waiting = Some((taken, declared(envelope, body), body));
-                    taken += 1;
-                }
-                let Some((index, envelope, body)) = waiting.take() else {
+                let Some((index, envelope, body)) = queue.take() else {
                     break;
                 };
                 if !self.shared.options.reconnect {
                     order.done(index, Err(error.clone()), &mut on_result);
-                    for _ in source.by_ref() {
-                        order.done(taken, Err(error.clone()), &mut on_result);
-                        taken += 1;
-                    }
+                    queue.fail_all(&error, &mut order, &mut on_result);
                     break;
                 }
                 self.session
                     .transcript
                     .note("the connection is closed: reconnecting for the rest of the batch");
                 match self.reconnect() {
-                    Ok(()) => waiting = Some((index, envelope, body)),
+                    Ok(()) => queue.hold((index, envelope, body)),
                     Err(e) => order.done(index, Err(e), &mut on_result),
                 }
                 continue;
             }
-            if flights.is_empty() && waiting.is_none() && resend.is_none() {
+            if flights.is_empty() && !queue.holds() && resend.is_none() {
                 // The source is exhausted (the start loop above pulls while nothing waits).
                 break;
             }
@@ -1159,13 +1140,7 @@ impl Connection {
                 if let Some((f, first)) = resend.take() {
                     order.done(f.index, first, &mut on_result);
                 }
-                if let Some((index, ..)) = waiting.take() {
-                    order.done(index, Err(error.clone()), &mut on_result);
-                }
-                for _ in source.by_ref() {
-                    order.done(taken, Err(error.clone()), &mut on_result);
-                    taken += 1;
-                }
+                queue.fail_all(&error, &mut order, &mut on_result);
                 break;
             }
         }

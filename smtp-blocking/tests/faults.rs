@@ -782,34 +782,29 @@ fn serve_one_message(stream: impl io::Read + io::Write) -> usize {
 
 #[test]
 fn a_connection_closed_while_idle_is_reopened_before_the_next_message() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = one_message_then_close(listener, 2, None);
-    let o = local(port, &pki().ca_pem())
-        .with_tls(TlsMode::None)
-        .with_timeouts(Timeouts::submission().capped(SHORT))
-        .with_noop_after_idle(None);
-    let mut conn = Connection::connect(&o).unwrap();
-    for i in 0..2 {
-        if i == 1 {
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        let report = send_one(&mut conn, &format!("idle-{i}")).unwrap();
-        assert_eq!(report.outcome, Outcome::Accepted, "message {i}: {report:?}");
-    }
-    drop(conn);
-    assert_eq!(server.join().unwrap(), 2);
+    closed_while_idle_then_reopened(TlsMode::None, None);
 }
 
 #[test]
 fn a_tls_connection_closed_while_idle_is_reopened_before_the_next_message() {
     // The same over implicit TLS: the idle check looks at the socket without reading (one non-blocking peek) and
     // must still see the `421` record and the close, and take them through the TLS layer.
+    closed_while_idle_then_reopened(
+        TlsMode::Implicit,
+        Some(pki().server_config(ServerCert::Valid)),
+    );
+}
+
+/// Two messages to [`one_message_then_close`], the second after the server's `421` and close: both accepted.
+fn closed_while_idle_then_reopened(
+    mode: TlsMode,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = one_message_then_close(listener, 2, Some(pki().server_config(ServerCert::Valid)));
+    let server = one_message_then_close(listener, 2, tls);
     let o = local(port, &pki().ca_pem())
-        .with_tls(TlsMode::Implicit)
+        .with_tls(mode)
         .with_timeouts(Timeouts::submission().capped(SHORT))
         .with_noop_after_idle(None);
     let mut conn = Connection::connect(&o).unwrap();
@@ -817,7 +812,7 @@ fn a_tls_connection_closed_while_idle_is_reopened_before_the_next_message() {
         if i == 1 {
             std::thread::sleep(Duration::from_millis(300));
         }
-        let report = send_one(&mut conn, &format!("idle-tls-{i}")).unwrap();
+        let report = send_one(&mut conn, &format!("idle-{mode:?}-{i}")).unwrap();
         assert_eq!(report.outcome, Outcome::Accepted, "message {i}: {report:?}");
     }
     drop(conn);

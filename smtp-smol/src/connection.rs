@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures_lite::io::AsyncRead;
-use smtp_blocking::batch::{Flight, InOrder, asks_for_resend, feeding};
+use smtp_blocking::batch::{Flight, InOrder, Queue, asks_for_resend, feeding};
 use smtp_blocking::{ConnectOptions, Error, ErrorKind, Peer, SendReport, TlsMode, TlsUsed};
 use smtp_proto::diagnose::{self, PeerSpeaks};
 use smtp_proto::{
@@ -366,16 +366,10 @@ impl Connection {
         messages: impl IntoIterator<Item = (&'a Envelope, &'a [u8])>,
         mut on_result: impl FnMut(usize, Result<SendReport, Error>),
     ) {
-        let mut source = messages.into_iter();
-        // Taken from the source so far; the one taken but not started yet.
-        let mut taken = 0;
-        let mut waiting: Option<(usize, Envelope, &'a [u8])> = None;
+        let mut queue = Queue::new(messages.into_iter(), declared);
         let mut order = InOrder::default();
         if let Err(e) = self.check_before_send().await {
-            for _ in source {
-                order.done(taken, Err(e.clone()), &mut on_result);
-                taken += 1;
-            }
+            queue.fail_all(&e, &mut order, &mut on_result);
             return;
         }
         let mut flights: Vec<Flight<'a>> = Vec::new();
@@ -398,24 +392,17 @@ impl Connection {
             }
             // 1. Start what the core takes now (behind the end of the previous message's data).
             while resend.is_none() && self.closed.is_none() {
-                if waiting.is_none() {
-                    let Some((envelope, body)) = source.next() else {
-                        break;
-                    };
-                    waiting = Some((taken, declared(envelope, body), body));
-                    taken += 1;
-                }
-                let Some((index, envelope, body)) = waiting.take() else {
+                let Some((index, envelope, body)) = queue.take() else {
                     break;
                 };
                 if !self.client.accepts_mail() {
-                    waiting = Some((index, envelope, body));
+                    queue.hold((index, envelope, body));
                     break;
                 }
                 match self.client.send_mail(envelope.clone()) {
                     Ok(id) => flights.push(Flight::new(index, id, envelope, body)),
                     Err(UsageError::MailMaxReached { .. }) if !flights.is_empty() => {
-                        waiting = Some((index, envelope, body));
+                        queue.hold((index, envelope, body));
                         break;
                     }
                     Err(UsageError::MailMaxReached { limit })
@@ -425,7 +412,7 @@ impl Connection {
                             "the server allows {limit} messages per connection (LIMITS MAILMAX): reconnecting"
                         ));
                         match self.renew().await {
-                            Ok(()) => waiting = Some((index, envelope, body)),
+                            Ok(()) => queue.hold((index, envelope, body)),
                             Err(e) => order.done(index, Err(e), &mut on_result),
                         }
                     }
@@ -493,33 +480,24 @@ impl Connection {
                     order.done(f.index, result, &mut on_result);
                     continue;
                 }
-                if waiting.is_none()
-                    && let Some((envelope, body)) = source.next()
-                {
-                    waiting = Some((taken, declared(envelope, body), body));
-                    taken += 1;
-                }
-                let Some((index, envelope, body)) = waiting.take() else {
+                let Some((index, envelope, body)) = queue.take() else {
                     break;
                 };
                 if !reopen {
                     order.done(index, Err(error.clone()), &mut on_result);
-                    for _ in source.by_ref() {
-                        order.done(taken, Err(error.clone()), &mut on_result);
-                        taken += 1;
-                    }
+                    queue.fail_all(&error, &mut order, &mut on_result);
                     break;
                 }
                 self.transcript
                     .note("the connection is closed: reconnecting for the rest of the batch");
                 match self.reconnect().await {
-                    Ok(()) => waiting = Some((index, envelope, body)),
+                    Ok(()) => queue.hold((index, envelope, body)),
                     Err(e) => order.done(index, Err(e), &mut on_result),
                 }
                 continue;
             }
             if flights.is_empty()
-                && waiting.is_none()
+                && !queue.holds()
                 && resend.is_none()
                 && self.client.is_idle()
                 && self.io.is_drained()

@@ -185,6 +185,19 @@ fn check_ours(report: &smtp_blocking::SendReport) -> Result<(), String> {
     }
 }
 
+/// A batch result checked as [`check_ours`] does; the first failure is kept.
+fn keep_first_error<E: std::fmt::Display>(
+    first_error: &mut Option<String>,
+    result: Result<smtp_blocking::SendReport, E>,
+) {
+    if let Err(e) = result
+        .map_err(|e| e.to_string())
+        .and_then(|r| check_ours(&r))
+    {
+        first_error.get_or_insert(e);
+    }
+}
+
 fn ours_blocking(args: &Args, count: usize, body: &[u8]) -> Result<(), String> {
     let options = ours_options(args.server);
     let envelope = ours_envelope();
@@ -192,12 +205,7 @@ fn ours_blocking(args: &Args, count: usize, body: &[u8]) -> Result<(), String> {
         let mut c = smtp_blocking::Connection::connect(&options).map_err(|e| e.to_string())?;
         let mut first_error = None;
         c.send_batch_with((0..count).map(|_| (&envelope, body)), |_, result| {
-            if let Err(e) = result
-                .map_err(|e| e.to_string())
-                .and_then(|r| check_ours(&r))
-            {
-                first_error.get_or_insert(e);
-            }
+            keep_first_error(&mut first_error, result)
         });
         if let Some(e) = first_error {
             return Err(e);
@@ -288,12 +296,7 @@ async fn ours_smol_one(args: &Args, count: usize, body: &[u8]) -> Result<(), Str
             .map_err(|e| e.to_string())?;
         let mut first_error = None;
         c.send_batch_with((0..count).map(|_| (&envelope, body)), |_, result| {
-            if let Err(e) = result
-                .map_err(|e| e.to_string())
-                .and_then(|r| check_ours(&r))
-            {
-                first_error.get_or_insert(e);
-            }
+            keep_first_error(&mut first_error, result)
         })
         .await;
         if let Some(e) = first_error {
